@@ -1,0 +1,212 @@
+package awsplugin
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/notaryproject/notation-plugin-framework-go/plugin"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
+)
+
+const (
+	sigARN     = "arn:aws:signer:us-west-2:111122223333:/signing-profiles/MyProfile/AbCdEf1234"
+	profileARN = "arn:aws:signer:us-west-2:111122223333:/signing-profiles/MyProfile"
+)
+
+func TestMatchIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		identities []string
+		want       string
+	}{
+		{"profile ARN matches any version", []string{profileARN}, profileARN},
+		{"profile ARN case-insensitive", []string{"arn:aws:signer:US-WEST-2:111122223333:/signing-profiles/MYPROFILE"}, "arn:aws:signer:US-WEST-2:111122223333:/signing-profiles/MYPROFILE"},
+		{"upper-case ARN prefix is not an ARN", []string{strings.ToUpper(profileARN)}, ""},
+		{"profile name case-insensitive", []string{strings.Replace(profileARN, "MyProfile", "myprofile", 1)}, strings.Replace(profileARN, "MyProfile", "myprofile", 1)},
+		{"profile-version ARN exact", []string{sigARN}, sigARN},
+		{"profile-version ARN case-insensitive", []string{strings.ToLower(sigARN)}, strings.ToLower(sigARN)},
+		{"other version", []string{profileARN + "/ZZZZZZZZZZ"}, ""},
+		{"other profile", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other"}, ""},
+		{"other account", []string{"arn:aws:signer:us-west-2:999999999999:/signing-profiles/MyProfile"}, ""},
+		{"other region", []string{"arn:aws:signer:us-east-1:111122223333:/signing-profiles/MyProfile"}, ""},
+		{"other partition", []string{"arn:aws-us-gov:signer:us-west-2:111122223333:/signing-profiles/MyProfile"}, ""},
+		{"prefix is no wildcard", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profiles/My"}, ""},
+		{"singular signing-profile ignored", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profile/MyProfile"}, ""},
+		{"job ARN ignored", []string{"arn:aws:signer:us-west-2:111122223333:/signing-jobs/x"}, ""},
+		{"x509 subject ignored", []string{"x509.subject:CN=AWS Signer", profileARN}, profileARN},
+		{"non-signer service ignored", []string{"arn:aws:iam::111122223333:/signing-profiles/MyProfile"}, ""},
+		{"five segments never match", []string{sigARN + "/extra"}, ""},
+		{"empty list", nil, ""},
+		{"first match wins", []string{sigARN, profileARN}, sigARN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := MatchIdentity(sigARN, tc.identities)
+			if got != tc.want || ok != (tc.want != "") {
+				t.Fatalf("MatchIdentity = %q, %v; want %q", got, ok, tc.want)
+			}
+		})
+	}
+	if _, ok := MatchIdentity("no-slash", []string{profileARN}); ok {
+		t.Fatal("a malformed signed ARN matched")
+	}
+}
+
+type fakeChecker struct {
+	answer revocation.Answer
+	err    error
+	calls  int
+	got    revocation.Request
+}
+
+func (f *fakeChecker) Check(_ context.Context, r revocation.Request) (revocation.Answer, error) {
+	f.calls++
+	f.got = r
+	return f.answer, f.err
+}
+
+func request(identities []string, caps ...plugin.Capability) *plugin.VerifySignatureRequest {
+	ts := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	return &plugin.VerifySignatureRequest{
+		ContractVersion: "1.0",
+		Signature: plugin.Signature{
+			CriticalAttributes: plugin.CriticalAttributes{
+				ContentType:          "application/vnd.cncf.notary.payload.v1+json",
+				SigningScheme:        "notary.x509.signingAuthority",
+				AuthenticSigningTime: &ts,
+				ExtendedAttributes:   map[string]interface{}{AttrProfileVersion: sigARN, AttrSigningJob: "arn:aws:signer:us-west-2:111122223333:/signing-jobs/j"},
+			},
+			CertificateChain: knownChainDER,
+		},
+		TrustPolicy: plugin.TrustPolicy{TrustedIdentities: identities, SignatureVerification: caps},
+	}
+}
+
+func TestVerifySignatureRequestErrors(t *testing.T) {
+	both := []plugin.Capability{plugin.CapabilityTrustedIdentityVerifier, plugin.CapabilityRevocationCheckVerifier}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*plugin.VerifySignatureRequest)
+		code   plugin.ErrorCode
+		msg    string
+	}{
+		{"contract version", func(r *plugin.VerifySignatureRequest) { r.ContractVersion = "2.0" }, plugin.ErrorCodeUnsupportedContractVersion, "2.0"},
+		{"wildcard", func(r *plugin.VerifySignatureRequest) { r.TrustPolicy.TrustedIdentities = []string{profileARN, "*"} }, plugin.ErrorCodeValidation, "does not support wildcard identity"},
+		{"capability", func(r *plugin.VerifySignatureRequest) {
+			r.TrustPolicy.SignatureVerification = append(r.TrustPolicy.SignatureVerification, plugin.CapabilityEnvelopeGenerator)
+		}, plugin.ErrorCodeValidation, "not a supported capability"},
+		{"no signing time", func(r *plugin.VerifySignatureRequest) { r.Signature.CriticalAttributes.AuthenticSigningTime = nil }, plugin.ErrorCodeValidation, "missing authenticSigningTime"},
+		{"scheme", func(r *plugin.VerifySignatureRequest) { r.Signature.CriticalAttributes.SigningScheme = "notary.x509" }, plugin.ErrorCodeValidation, "'notary.x509' signing scheme is not supported"},
+		{"profile attribute not a string", func(r *plugin.VerifySignatureRequest) {
+			r.Signature.CriticalAttributes.ExtendedAttributes[AttrProfileVersion] = 42.0
+		}, plugin.ErrorCodeValidation, `unable to parse attribute "com.amazonaws.signer.signingProfileVersion"`},
+		{"job attribute missing", func(r *plugin.VerifySignatureRequest) {
+			delete(r.Signature.CriticalAttributes.ExtendedAttributes, AttrSigningJob)
+		}, plugin.ErrorCodeValidation, `unable to parse attribute "com.amazonaws.signer.signingJob"`},
+		{"bad chain", func(r *plugin.VerifySignatureRequest) { r.Signature.CertificateChain = [][]byte{[]byte("x")} }, plugin.ErrorCodeValidation, "unable to parse certificates"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request([]string{profileARN}, both...)
+			tc.mutate(req)
+			p := &Plugin{Revocation: &fakeChecker{}}
+			_, err := p.VerifySignature(context.Background(), req)
+			var perr *plugin.Error
+			if !errors.As(err, &perr) || perr.ErrCode != tc.code || !strings.Contains(perr.Message, tc.msg) {
+				t.Fatalf("got %v, want %s containing %q", err, tc.code, tc.msg)
+			}
+		})
+	}
+	if _, err := (&Plugin{}).VerifySignature(context.Background(), nil); err == nil {
+		t.Fatal("nil request accepted")
+	}
+}
+
+func TestVerifySignatureResults(t *testing.T) {
+	both := []plugin.Capability{plugin.CapabilityTrustedIdentityVerifier, plugin.CapabilityRevocationCheckVerifier}
+	ctx := context.Background()
+
+	t.Run("trusted and not revoked", func(t *testing.T) {
+		fc := &fakeChecker{}
+		rec := &Record{}
+		resp, err := (&Plugin{Revocation: fc}).VerifySignature(WithRecord(ctx, rec), request([]string{profileARN}, both...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.VerificationResults[plugin.CapabilityTrustedIdentityVerifier]; !r.Success || r.Reason != `Signature publisher matched "`+profileARN+`" trusted identity.` {
+			t.Fatalf("identity: %+v", r)
+		}
+		if r := resp.VerificationResults[plugin.CapabilityRevocationCheckVerifier]; !r.Success || r.Reason != "Signature is not revoked." {
+			t.Fatalf("revocation: %+v", r)
+		}
+		if len(resp.ProcessedAttributes) != 2 || resp.ProcessedAttributes[0] != AttrProfileVersion || resp.ProcessedAttributes[1] != AttrSigningJob {
+			t.Fatalf("processed attributes: %v", resp.ProcessedAttributes)
+		}
+		if fc.calls != 1 || fc.got.ProfileVersionARN != sigARN || len(fc.got.CertificateHashes) != 4 || !fc.got.SigningTime.Equal(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)) {
+			t.Fatalf("revocation request: %+v", fc.got)
+		}
+		if !rec.Invoked || rec.Identity.Matched != profileARN || !rec.Revocation.Checked {
+			t.Fatalf("record: %+v", rec)
+		}
+	})
+	t.Run("untrusted still asks AWS unless told the identity is enforced", func(t *testing.T) {
+		fc := &fakeChecker{}
+		resp, err := (&Plugin{Revocation: fc}).VerifySignature(ctx, request([]string{"arn:aws:signer:us-west-2:1:/signing-profiles/Other"}, both...))
+		if err != nil || resp.VerificationResults[plugin.CapabilityTrustedIdentityVerifier].Success || fc.calls != 1 {
+			t.Fatalf("resp %+v err %v calls %d", resp, err, fc.calls)
+		}
+		if resp.VerificationResults[plugin.CapabilityTrustedIdentityVerifier].Reason != "Signature publisher doesn't match any trusted identities." {
+			t.Fatal(resp.VerificationResults[plugin.CapabilityTrustedIdentityVerifier].Reason)
+		}
+		req := request([]string{"arn:aws:signer:us-west-2:1:/signing-profiles/Other"}, both...)
+		req.PluginConfig = map[string]string{ConfigSkipRevocationOnUntrusted: "true"}
+		resp, _ = (&Plugin{Revocation: fc}).VerifySignature(ctx, req)
+		if fc.calls != 1 || resp.VerificationResults[plugin.CapabilityRevocationCheckVerifier] == nil {
+			t.Fatalf("AWS called for an enforced-untrusted signature (calls %d) or result missing", fc.calls)
+		}
+	})
+	t.Run("AWS error is a failed result, not a plugin error", func(t *testing.T) {
+		fc := &fakeChecker{err: errors.New("throttled")}
+		resp, err := (&Plugin{Revocation: fc}).VerifySignature(ctx, request([]string{profileARN}, both...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := resp.VerificationResults[plugin.CapabilityRevocationCheckVerifier]; r.Success || r.Reason != "GetRevocationStatus call failed with error: throttled" {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("revoked", func(t *testing.T) {
+		fc := &fakeChecker{answer: revocation.Answer{Revoked: []string{"arn:aws:signer:us-west-2:111122223333:/signing-jobs/j"}}}
+		resp, _ := (&Plugin{Revocation: fc}).VerifySignature(ctx, request([]string{profileARN}, both...))
+		if r := resp.VerificationResults[plugin.CapabilityRevocationCheckVerifier]; r.Success || !strings.Contains(r.Reason, "signing-jobs/j have been revoked") {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("only requested capabilities", func(t *testing.T) {
+		fc := &fakeChecker{}
+		resp, _ := (&Plugin{Revocation: fc}).VerifySignature(ctx, request([]string{profileARN}, plugin.CapabilityTrustedIdentityVerifier))
+		if len(resp.VerificationResults) != 1 || fc.calls != 0 || len(resp.ProcessedAttributes) != 2 {
+			t.Fatalf("results %v calls %d processed %v", resp.VerificationResults, fc.calls, resp.ProcessedAttributes)
+		}
+	})
+}
+
+func TestManagerAndMetadata(t *testing.T) {
+	m := Manager{Plugin: &Plugin{}}
+	if _, err := m.Get(context.Background(), "com.example.other"); err == nil {
+		t.Fatal("another plugin name was served")
+	}
+	p, err := m.Get(context.Background(), Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := p.GetMetadata(context.Background(), &plugin.GetMetadataRequest{})
+	if md.Name != Name || md.Version != DefaultVersion || len(md.Capabilities) != 2 {
+		t.Fatalf("%+v", md)
+	}
+	if _, err := p.GenerateEnvelope(context.Background(), nil); err == nil {
+		t.Fatal("signing should be unsupported")
+	}
+}
