@@ -7,6 +7,7 @@ package awsplugin
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -173,6 +174,10 @@ func (p *Plugin) checkRevocation(ctx context.Context, req *plugin.VerifySignatur
 		})
 	}
 	rec.Revocation.Duration = time.Since(start)
+	var unavailable *revocation.UnavailableError
+	if errors.As(err, &unavailable) {
+		answer.Region = unavailable.Region
+	}
 	rec.Revocation.Answer, rec.Revocation.Err = answer, err
 	switch {
 	case err != nil:

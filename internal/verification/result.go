@@ -72,6 +72,8 @@ type Result struct {
 	RevokedEntities    []string      `json:"revokedEntities,omitempty"`
 	RevocationCached   bool          `json:"revocationCached,omitempty"`
 	RevocationDuration time.Duration `json:"revocationDuration,omitempty"`
+	// RevocationRegion is the AWS region asked.
+	RevocationRegion string `json:"revocationRegion,omitempty"`
 
 	// Warnings are failures the level only logs.
 	Warnings []string `json:"warnings,omitempty"`

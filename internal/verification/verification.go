@@ -147,15 +147,20 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
 		res.RevokedEntities = rec.Revocation.Answer.Revoked
 		res.RevocationCached = rec.Revocation.Answer.Cached
 		res.RevocationDuration = rec.Revocation.Duration
+		res.RevocationRegion = rec.Revocation.Answer.Region
 	}
 
 	if verr != nil {
 		return fail(res.explain(verr, outcome, rec, stmt, in))
 	}
 	if !rec.Invoked {
-		// notation passed it without the AWS plugin: the envelope does not
-		// name it (or not as a critical attribute).
-		return fail(refused(ReasonNotAWSSigner, CheckAuthenticity, "not an AWS Signer signature: the envelope does not carry the critical attribute io.cncf.notary.verificationPlugin = "+awsplugin.Name+"; sign with AWS Signer (platform Notation-OCI-SHA384-ECDSA)", nil))
+		// notation passed it without the AWS plugin (possible where the
+		// level only logs authenticity).
+		problem := pluginAttributeProblem(outcome)
+		if problem == "" {
+			problem = "the AWS Signer plugin checks did not run"
+		}
+		return fail(refused(ReasonNotAWSSigner, CheckAuthenticity, "not an AWS Signer signature: "+problem+"; sign with AWS Signer (platform Notation-OCI-SHA384-ECDSA)", nil))
 	}
 	res.Verified = true
 	return res, nil
@@ -260,6 +265,11 @@ func (r *Result) explain(verr error, outcome *notation.VerificationOutcome, rec 
 	if who == "" {
 		who = "(unknown profile)"
 	}
+	if failed != CheckIntegrity && outcome.EnvelopeContent != nil {
+		if problem := pluginAttributeProblem(outcome); problem != "" {
+			return refused(ReasonNotAWSSigner, CheckAuthenticity, "not an AWS Signer signature: "+problem+"; sign with AWS Signer (platform Notation-OCI-SHA384-ECDSA)", verr)
+		}
+	}
 	switch failed {
 	case CheckIntegrity:
 		return refused(ReasonIntegrity, failed, fmt.Sprintf("signature envelope failed the integrity check: %v; the envelope is malformed, tampered with, or not a Notation JWS signature", verr), verr)
@@ -298,6 +308,22 @@ func (r *Result) explain(verr error, outcome *notation.VerificationOutcome, rec 
 		return refused(ReasonNotAWSSigner, CheckAuthenticity, fmt.Sprintf("not an AWS Signer signature: %v", verr), verr)
 	}
 	return refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature refused: %v", verr), verr)
+}
+
+// pluginAttributeProblem says what is wrong with the envelope's
+// io.cncf.notary.verificationPlugin attribute ("" if it names the AWS plugin
+// as a critical attribute).
+func pluginAttributeProblem(outcome *notation.VerificationOutcome) string {
+	attr, err := outcome.EnvelopeContent.SignerInfo.ExtendedAttribute(nverifier.HeaderVerificationPlugin)
+	switch {
+	case err != nil:
+		return "the envelope has no io.cncf.notary.verificationPlugin attribute"
+	case !attr.Critical:
+		return "io.cncf.notary.verificationPlugin is not marked critical"
+	case attr.Value != awsplugin.Name:
+		return fmt.Sprintf("io.cncf.notary.verificationPlugin is %v, not %s", attr.Value, awsplugin.Name)
+	}
+	return ""
 }
 
 func chainRoot(outcome *notation.VerificationOutcome) string {

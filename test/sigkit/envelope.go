@@ -164,7 +164,12 @@ func Build(spec Spec) (*Envelope, error) {
 		HeaderProfileVersion:     spec.ProfileVersionARN,
 		HeaderSigningJob:         spec.JobARN,
 	}
-	crit := []string{HeaderSigningScheme, HeaderVerificationPlugin, HeaderProfileVersion, HeaderSigningJob, timeHeader}
+	crit := []string{HeaderSigningScheme, HeaderVerificationPlugin, HeaderProfileVersion, HeaderSigningJob}
+	if scheme != SchemeX509 {
+		// notation requires authenticSigningTime critical; signingTime is a
+		// standard header that must not be listed.
+		crit = append(crit, timeHeader)
+	}
 	if !spec.NoExpiry {
 		header[HeaderExpiry] = spec.Expiry.Format(time.RFC3339)
 		crit = append(crit, HeaderExpiry)

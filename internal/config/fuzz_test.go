@@ -1,0 +1,33 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// FuzzDecode: any input either decodes to a config that survives a JSON
+// round trip, or fails with a *FieldError; it never panics.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(validJSON))
+	f.Add([]byte(validYAML))
+	f.Add([]byte(`{"trustPolicyDoc":null}`))
+	f.Add([]byte(`{"revocation":{"timeout":"1h"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Decode(data)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("error is %T, want *FieldError: %v", err, err)
+			}
+			return
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Decode(b); err != nil {
+			t.Fatalf("decoded config does not decode again: %v\n%s", err, b)
+		}
+	})
+}
