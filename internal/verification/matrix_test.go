@@ -218,7 +218,9 @@ func TestMatrix(t *testing.T) {
 		setup func(e *env) (policyOpts, []byte)
 		want  map[string]want // by level
 	}
-	ok := func(calls int) want { return want{verified: true, revocation: verification.RevocationNotRevoked, calls: calls} }
+	ok := func(calls int) want {
+		return want{verified: true, revocation: verification.RevocationNotRevoked, calls: calls}
+	}
 	all := func(w want) map[string]want { return map[string]want{"strict": w, "permissive": w, "audit": w} }
 	refusedAll := func(reason verification.Reason, msg ...string) map[string]want {
 		return all(want{kind: verification.ErrRefused, reason: reason, msg: msg, calls: 0})

@@ -358,5 +358,3 @@ type noOCSPCRL struct{}
 func (noOCSPCRL) ValidateContext(context.Context, revocation.ValidateContextOptions) ([]*revocationresult.CertRevocationResult, error) {
 	return nil, errors.New("OCSP/CRL revocation is not used: only AWS Signer signatures, checked through GetRevocationStatus, are accepted")
 }
-
-
