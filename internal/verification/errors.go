@@ -38,6 +38,7 @@ const (
 	ReasonRevocationFailed    Reason = "revocationUnavailable"
 	ReasonNoPolicy            Reason = "noApplicablePolicy"
 	ReasonInput               Reason = "badInput"
+	ReasonRegistry            Reason = "registryUnavailable" // the signature or image could not be read
 )
 
 // Error is a failed verification: what was checked, what was found, and

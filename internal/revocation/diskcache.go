@@ -1,0 +1,469 @@
+package revocation
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DiskCache is a Cache kept as one small JSON file per key in a directory,
+// so that the many short-lived plugin processes Ratify starts share answers.
+// It is safe for concurrent use by goroutines and by processes sharing the
+// directory (on a local file system). Every I/O failure is a miss or a
+// no-op: the cache never makes a check fail.
+type DiskCache struct {
+	dir     string
+	max     int
+	now     func() time.Time
+	counter string // path of the entry-count hint file
+}
+
+// DiskCacheOptions tunes a DiskCache. The zero value is usable.
+type DiskCacheOptions struct {
+	// MaxEntries bounds the entry files kept (DefaultDiskCacheEntries if <= 0).
+	MaxEntries int
+	// Now is the clock (time.Now if nil); for tests.
+	Now func() time.Time
+}
+
+// DefaultDiskCacheEntries is the MaxEntries used when none is given.
+const DefaultDiskCacheEntries = 4096
+
+const (
+	diskFormat    = 1
+	entrySuffix   = ".json"
+	tmpPrefix     = ".tmp-"
+	counterName   = ".count"
+	maxEntryBytes = 1 << 20
+	// staleTemp is the age after which a temporary file is taken to be left
+	// over by a process that died between creating and renaming it.
+	staleTemp = time.Hour
+	// prunePasses bounds the rescans one prune makes when other writers
+	// keep adding entries while it runs.
+	prunePasses = 3
+)
+
+// maxExpiry is the latest expiry JSON can carry (RFC 3339 stops at 9999).
+var maxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// pruneMu serialises prunes within this process (across all DiskCaches):
+// see noteAdded for why a prune must not be skipped.
+var pruneMu sync.Mutex
+
+// prunes counts prunes (directory scans), for tests.
+var prunes atomic.Int64
+
+// diskEntry is the file format.
+type diskEntry struct {
+	V       int        `json:"v"`
+	Key     string     `json:"key"`
+	Revoked []string   `json:"revoked,omitempty"`
+	Region  string     `json:"region,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"` // nil: never
+}
+
+func (e *diskEntry) expired(now time.Time) bool {
+	return e.Expires != nil && !now.Before(*e.Expires)
+}
+
+// OpenDiskCache prepares dir (created with mode 0700 if missing) and checks
+// that entries can be written there. It refuses a directory owned by another
+// user, and removes group and other write permission from one it owns, since
+// whoever can write entries can hide a revocation. The caller is expected to
+// run without a cache when it fails.
+func OpenDiskCache(dir string, opts DiskCacheOptions) (*DiskCache, error) {
+	if dir == "" {
+		return nil, errors.New("revocation cache: no directory given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("revocation cache directory %s cannot be created: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("revocation cache directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("revocation cache directory %s is not a directory", dir)
+	}
+	if uid, ok := fileOwner(fi); ok {
+		if me := os.Geteuid(); me >= 0 && uid != me {
+			return nil, fmt.Errorf("revocation cache directory %s is owned by uid %d, not by this process (uid %d); use a directory of its own", dir, uid, me)
+		}
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		if err := os.Chmod(dir, perm&^0o022); err != nil {
+			return nil, fmt.Errorf("revocation cache directory %s is writable by other users and cannot be restricted: %w", dir, err)
+		}
+	}
+	probe, err := os.CreateTemp(dir, tmpPrefix+"probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("revocation cache directory %s is not writable: %w", dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+
+	c := &DiskCache{dir: dir, max: opts.MaxEntries, now: opts.Now, counter: filepath.Join(dir, counterName)}
+	if c.max <= 0 {
+		c.max = DefaultDiskCacheEntries
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if _, err := os.Lstat(c.counter); errors.Is(err, fs.ErrNotExist) {
+		c.prune() // first use of the directory: count what is there
+	}
+	return c, nil
+}
+
+// Dir is the cache directory.
+func (c *DiskCache) Dir() string { return c.dir }
+
+// Get implements Cache. It reads one file; expired and unreadable entries
+// are misses, and expired or corrupt files are removed.
+func (c *DiskCache) Get(key string) (Answer, bool) {
+	if !validKey(key) {
+		return Answer{}, false
+	}
+	p := c.path(key)
+	e, fi, err := readEntry(p, key)
+	if err != nil {
+		if errors.Is(err, errCorrupt) {
+			removeIfSame(p, fi)
+		}
+		return Answer{}, false
+	}
+	if e.expired(c.now()) {
+		removeIfSame(p, fi)
+		return Answer{}, false
+	}
+	return Answer{Revoked: e.Revoked, Region: e.Region}, true
+}
+
+// Put implements Cache. ttl == Forever never expires; ttl <= 0 stores
+// nothing. The entry is written to a temporary file and renamed into place,
+// so readers see the old or the new entry, never part of one.
+func (c *DiskCache) Put(key string, a Answer, ttl time.Duration) {
+	if !validKey(key) || ttl <= 0 {
+		return
+	}
+	e := diskEntry{V: diskFormat, Key: key, Revoked: a.Revoked, Region: a.Region}
+	if ttl != Forever {
+		exp := c.now().Add(ttl).UTC()
+		if exp.After(maxExpiry) {
+			exp = maxExpiry
+		}
+		e.Expires = &exp
+	}
+	data, err := json.Marshal(e)
+	if err != nil || len(data) > maxEntryBytes {
+		return
+	}
+	tmp, err := os.CreateTemp(c.dir, tmpPrefix+"*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return
+	}
+	final := c.path(key)
+	_, serr := os.Lstat(final)
+	added := errors.Is(serr, fs.ErrNotExist)
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		os.Remove(tmp.Name())
+		return
+	}
+	if added {
+		c.noteAdded()
+	}
+}
+
+// The size of the counter file is a shared, lock-free upper bound on the
+// number of entry files: each Put that creates an entry appends one byte
+// (O_APPEND, so concurrent processes do not lose appends), removals never
+// shrink it, and a prune replaces it by an exact count. A Put whose append
+// leaves it above MaxEntries prunes, so the directory is scanned about once
+// per MaxEntries/8 new entries, not on every Put.
+//
+// An append can land in a counter file a concurrent prune has just
+// replaced; that file was already above the bound (or gone), so the
+// appender prunes too, after its own entry exists, and the recount at the
+// end of every prune covers entries created while it ran.
+func (c *DiskCache) noteAdded() {
+	f, err := os.OpenFile(c.counter, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		c.prune() // missing: count afresh
+		return
+	}
+	_, werr := f.Write([]byte{'+'})
+	fi, serr := f.Stat()
+	f.Close()
+	if werr != nil || serr != nil || fi.Size() > int64(c.max) {
+		c.prune()
+	}
+}
+
+// prune brings the directory to at most MaxEntries entries when it holds
+// more: expired and corrupt entries go first, then not-revoked entries
+// oldest (by modification time) first, then revoked ones, down to a low
+// mark of 7/8 of MaxEntries so the next prune is some Puts away. It also
+// removes stale temporary files and rewrites the counter.
+func (c *DiskCache) prune() {
+	pruneMu.Lock()
+	defer pruneMu.Unlock()
+	prunes.Add(1)
+	for pass := 1; ; pass++ {
+		kept, ok := c.prunePass()
+		if !ok {
+			return
+		}
+		c.writeCounter(kept)
+		// Entries created during the pass may be missing from kept, and
+		// their appends may have gone to the replaced counter: recount.
+		n, ok := c.countEntries()
+		if !ok {
+			return
+		}
+		if n <= c.max || pass == prunePasses {
+			if n > kept {
+				c.appendCounter(n - kept)
+			}
+			return
+		}
+	}
+}
+
+// prunePass scans once and returns how many entries it left.
+func (c *DiskCache) prunePass() (int, bool) {
+	des, err := os.ReadDir(c.dir)
+	if err != nil {
+		return 0, false
+	}
+	var names []string
+	for _, de := range des {
+		name := de.Name()
+		switch {
+		case isEntryName(name):
+			names = append(names, name)
+		case strings.HasPrefix(name, tmpPrefix):
+			if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+				os.Remove(filepath.Join(c.dir, name))
+			}
+		}
+	}
+	if len(names) <= c.max {
+		return len(names), true
+	}
+
+	type candidate struct {
+		path    string
+		mod     time.Time
+		revoked bool
+	}
+	now := c.now()
+	var cands []candidate
+	unreadable := 0
+	for _, name := range names {
+		p := filepath.Join(c.dir, name)
+		e, fi, err := readEntry(p, strings.TrimSuffix(name, entrySuffix))
+		switch {
+		case err == nil && e.expired(now):
+			removeIfSame(p, fi)
+		case err == nil:
+			cands = append(cands, candidate{p, fi.ModTime(), len(e.Revoked) > 0})
+		case errors.Is(err, errCorrupt):
+			removeIfSame(p, fi)
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
+			// Gone since the listing, or not an entry file.
+		default:
+			unreadable++ // counted, to stay an upper bound
+		}
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].revoked != cands[j].revoked {
+			return !cands[i].revoked
+		}
+		return cands[i].mod.Before(cands[j].mod)
+	})
+	low := c.max - c.max/8
+	drop := min(max(len(cands)+unreadable-low, 0), len(cands))
+	for _, cand := range cands[:drop] {
+		os.Remove(cand.path)
+	}
+	return len(cands) - drop + unreadable, true
+}
+
+// countEntries counts entry file names, reading no file.
+func (c *DiskCache) countEntries() (int, bool) {
+	des, err := os.ReadDir(c.dir)
+	if err != nil {
+		return 0, false
+	}
+	n := 0
+	for _, de := range des {
+		if isEntryName(de.Name()) {
+			n++
+		}
+	}
+	return n, true
+}
+
+// writeCounter replaces the counter by one of size n (a sparse file).
+func (c *DiskCache) writeCounter(n int) {
+	tmp, err := os.CreateTemp(c.dir, tmpPrefix+"count-*")
+	if err != nil {
+		return
+	}
+	terr := tmp.Truncate(int64(n))
+	cerr := tmp.Close()
+	if terr != nil || cerr != nil || os.Rename(tmp.Name(), c.counter) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+func (c *DiskCache) appendCounter(n int) {
+	f, err := os.OpenFile(c.counter, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	f.Write([]byte(strings.Repeat("+", n)))
+	f.Close()
+}
+
+func (c *DiskCache) path(key string) string {
+	return filepath.Join(c.dir, key+entrySuffix)
+}
+
+var (
+	errCorrupt    = errors.New("corrupt revocation cache entry")
+	errNotRegular = errors.New("revocation cache entry is not a regular file")
+)
+
+// readEntry reads and checks one entry file. fi (the opened file's) is set
+// whenever the file could be opened, so a corrupt file can be removed
+// without removing a good one renamed over it since.
+func readEntry(path, key string) (*diskEntry, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fi, errNotRegular
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxEntryBytes+1))
+	if err != nil {
+		return nil, fi, err
+	}
+	var e diskEntry
+	if len(data) > maxEntryBytes || json.Unmarshal(data, &e) != nil || e.V != diskFormat || e.Key != key {
+		return nil, fi, errCorrupt
+	}
+	return &e, fi, nil
+}
+
+// removeIfSame removes path if it is still the file fi describes.
+func removeIfSame(path string, fi fs.FileInfo) {
+	if fi == nil {
+		return
+	}
+	if cur, err := os.Lstat(path); err == nil && os.SameFile(cur, fi) {
+		os.Remove(path)
+	}
+}
+
+// validKey accepts what Key returns: 64 lowercase hex digits.
+func validKey(key string) bool {
+	if len(key) != 64 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if b := key[i]; (b < '0' || b > '9') && (b < 'a' || b > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func isEntryName(name string) bool {
+	return strings.HasSuffix(name, entrySuffix) && validKey(strings.TrimSuffix(name, entrySuffix))
+}
+
+// fileOwner returns the owner uid on systems whose FileInfo.Sys carries
+// one (a Uid field, as syscall.Stat_t has on Unix).
+func fileOwner(fi fs.FileInfo) (int, bool) {
+	v := reflect.ValueOf(fi.Sys())
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return 0, false
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return 0, false
+	}
+	f := v.FieldByName("Uid")
+	switch f.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return int(f.Uint()), true
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return int(f.Int()), true
+	}
+	return 0, false
+}
+
+// ratifyCacheRoot is the volume Ratify's Helm chart mounts (an emptyDir);
+// a variable for tests.
+var ratifyCacheRoot = "/.ratify/local_oras_cache"
+
+// DefaultCacheDir returns the cache directory to use when the configuration
+// names none, and why it was chosen (for a log line):
+// $XDG_CACHE_HOME/ratify-aws-signer when XDG_CACHE_HOME is set (to an
+// absolute path, as the XDG specification requires); else
+// /.ratify/local_oras_cache/awssigner-revocation when that volume exists and
+// is writable, which is the case in Ratify's image, HOME unset; else
+// ratify-aws-signer-<uid> in the temporary directory.
+func DefaultCacheDir() (dir string, why string) {
+	if x := os.Getenv("XDG_CACHE_HOME"); x != "" && filepath.IsAbs(x) {
+		return filepath.Join(x, "ratify-aws-signer"), "XDG_CACHE_HOME is set"
+	}
+	if dirWritable(ratifyCacheRoot) {
+		return filepath.Join(ratifyCacheRoot, "awssigner-revocation"), "Ratify's cache volume " + ratifyCacheRoot + " is writable"
+	}
+	name := "ratify-aws-signer"
+	if uid := os.Getuid(); uid >= 0 {
+		name += "-" + strconv.Itoa(uid)
+	}
+	return filepath.Join(os.TempDir(), name), "XDG_CACHE_HOME is unset and " + ratifyCacheRoot + " is not a writable directory; using the temporary directory"
+}
+
+// dirWritable tells whether a file can be created in dir.
+func dirWritable(dir string) bool {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return false
+	}
+	f, err := os.CreateTemp(dir, ".ratify-aws-signer-probe-*")
+	if err != nil {
+		return false
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return true
+}
