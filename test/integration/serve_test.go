@@ -1,0 +1,94 @@
+package integration
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+)
+
+// TestRatifyServe sends one external-data request with several keys to
+// `ratify serve` over HTTPS (TLS 1.3, Gatekeeper's client certificate), as
+// Gatekeeper would.
+func TestRatifyServe(t *testing.T) {
+	s := newStack(t, true)
+	c := ctx(t)
+	good, desc, _ := s.PushImage(c, "team/app", "good")
+	if _, _, err := s.Sign(c, "team/app", desc, ""); err != nil {
+		t.Fatal(err)
+	}
+	unsigned, _, _ := s.PushImage(c, "team/app", "unsigned")
+	otherARN, _, _ := s.Emulator.CreateProfile("Other", 12)
+	other, odesc, _ := s.PushImage(c, "team/app", "other")
+	if _, _, err := s.Sign(c, "team/app", odesc, otherARN); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.RatifyConfig(pluginDir, "all", s.VerifierConfig("verifier-awssigner", "strict", nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := harness.StartRatifyServe(c, ratifyBin, s.Dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+
+	tlsCfg, err := srv.PKI.ClientTLS(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	resp, httpResp, err := srv.Query(c, client, good, unsigned, other, "not a reference")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if httpResp.TLS == nil || httpResp.TLS.Version != tls.VersionTLS13 {
+		t.Errorf("TLS version %v, want 1.3", httpResp.TLS)
+	}
+	if len(resp.Response.Items) != 4 || resp.Response.SystemError != "" {
+		t.Fatalf("response: %+v", resp.Response)
+	}
+	byKey := map[string]struct {
+		value json.RawMessage
+		err   string
+	}{}
+	for _, it := range resp.Response.Items {
+		byKey[it.Key] = struct {
+			value json.RawMessage
+			err   string
+		}{it.Value, it.Error}
+	}
+	type value struct {
+		IsSuccess       bool              `json:"isSuccess"`
+		VerifierReports []harness.Report `json:"verifierReports"`
+	}
+	decode := func(key string) value {
+		var v value
+		if err := json.Unmarshal(byKey[key].value, &v); err != nil {
+			t.Fatalf("%s: %v (error %q)", key, err, byKey[key].err)
+		}
+		return v
+	}
+	if v := decode(good); !v.IsSuccess || len(v.VerifierReports) != 1 || v.VerifierReports[0].Extensions["signingProfileArn"] != s.ProfileARN {
+		t.Errorf("good: %+v", v)
+	}
+	if v := decode(unsigned); v.IsSuccess {
+		t.Errorf("unsigned verified: %+v", v)
+	}
+	if v := decode(other); v.IsSuccess || len(v.VerifierReports) != 1 || !strings.Contains(v.VerifierReports[0].Message, otherARN) {
+		t.Errorf("other: %+v", v)
+	}
+	if byKey["not a reference"].err == "" {
+		t.Errorf("an invalid key got no error: %s", byKey["not a reference"].value)
+	}
+
+	// Without Gatekeeper's client certificate the server refuses.
+	anon, _ := srv.PKI.ClientTLS(false)
+	if _, _, err := srv.Query(c, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: anon}}, good); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+}
