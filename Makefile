@@ -51,10 +51,8 @@ fuzz: ## Fuzz envelope parsing and config decoding for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config/
 
 .PHONY: demo
-demo: ## The main job (arrives with the Ratify plugin; see README).
-	@echo "make demo arrives with the Ratify plugin (issue: the awssigner Ratify v1 external verifier plugin)."
-	@echo "Until then, 'make test' exercises the verification core against the AWS Signer emulator."
-	@exit 1
+demo: tools build ## Sign an image through the AWS Signer emulator, verify it with Ratify, revoke, verify again.
+	@$(GO) run ./test/cmd/demo -bin $(BIN)
 
 .PHONY: clean
 clean: ## Remove bin/.

@@ -526,7 +526,7 @@ func TestDiskCacheHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exercise(c, n, 400, 12); err != nil {
+	if err := exercise(c, n, 2000, 12); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -536,7 +536,7 @@ func TestDiskCacheConcurrentProcesses(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := t.TempDir()
-	const procs = 4
+	const procs = 16
 	var wg sync.WaitGroup
 	outs := make([][]byte, procs)
 	errs := make([]error, procs)

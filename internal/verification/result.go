@@ -104,7 +104,7 @@ func (r *Result) Message() string {
 		return fmt.Sprintf("verification skipped: trust policy %q has level skip", r.Policy)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "signature verified (level %s, policy %q): signed by AWS Signer profile %s", r.Level, r.Policy, r.SigningProfileVersionARN)
+	fmt.Fprintf(&b, "verified (level %s, policy %q): signed by AWS Signer profile %s", r.Level, r.Policy, r.SigningProfileVersionARN)
 	if r.SigningJobARN != "" {
 		fmt.Fprintf(&b, " in job %s", r.SigningJobARN)
 	}

@@ -63,7 +63,7 @@ func TestRatifyServe(t *testing.T) {
 		}{it.Value, it.Error}
 	}
 	type value struct {
-		IsSuccess       bool              `json:"isSuccess"`
+		IsSuccess       bool             `json:"isSuccess"`
 		VerifierReports []harness.Report `json:"verifierReports"`
 	}
 	decode := func(key string) value {

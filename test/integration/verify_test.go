@@ -54,7 +54,7 @@ func TestRatifyVerify(t *testing.T) {
 						t.Errorf("extensions.%s = %q is not RFC 3339", k, v)
 					}
 				}
-				mustContain(t, "message", r.Message, "signature verified", s.VersionARN)
+				mustContain(t, "message", r.Message, "verified (level strict", s.VersionARN)
 			})
 
 			t.Run("signed by another profile", func(t *testing.T) {
