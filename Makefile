@@ -37,7 +37,14 @@ lint: ## gofmt and go vet.
 	$(GO) vet $(PKGS)
 
 .PHONY: bench
-bench: ## Benchmarks: full verification vs. its P-384 crypto floor (table of medians).
+bench: bench-core bench-plugin ## All benchmarks (tables).
+
+.PHONY: bench-plugin
+bench-plugin: tools build ## Plugin process, ratify verify with the plugin vs. built-in notation, RSS, Signer calls.
+	$(GO) run ./test/cmd/bench -bin $(BIN) -runs 200
+
+.PHONY: bench-core
+bench-core: ## In-process verification vs. its P-384 crypto floor (table of medians).
 	@mkdir -p $(BIN)
 	$(GO) test -c -o $(BIN)/verification.test ./internal/verification/
 	$(GO) build -o $(BIN)/benchtable ./test/cmd/benchtable

@@ -73,6 +73,7 @@ type stdin struct {
 // the signature, registry and AWS is a result.
 func (p *Plugin) VerifyReference(args *skel.CmdArgs, subject common.Reference, ref ocispecs.ReferenceDescriptor, store referrerstore.ReferrerStore) (*verifier.VerifierResult, error) {
 	defer quiet()()
+	t0 := p.now()
 	var in stdin
 	if err := json.Unmarshal(args.StdinData, &in); err != nil {
 		return nil, fmt.Errorf("stdin is not the JSON document Ratify sends: %w", err)
@@ -85,6 +86,7 @@ func (p *Plugin) VerifyReference(args *skel.CmdArgs, subject common.Reference, r
 	if err != nil {
 		return nil, fmt.Errorf("invalid awssigner verifier configuration: %w", err)
 	}
+	tBuilt := p.now()
 	budget := Deadline
 	if t := time.Duration(*cfg.Revocation.Timeout) + DeadlineMargin; t > budget {
 		budget = t
@@ -99,9 +101,11 @@ func (p *Plugin) VerifyReference(args *skel.CmdArgs, subject common.Reference, r
 	out := &Outcome{Name: cfg.Name, Type: cfg.Type, Signature: ref.Digest}
 	res, err := p.verify(ctx, v, subject, ref, store)
 	out.Result, out.Err = res, err
-	out.Duration = p.now().Sub(started)
+	end := p.now()
+	out.Duration = end.Sub(started)
 	r := out.VerifierResult()
 	p.Log.Info("verified %s signature %s: success=%t in %s", subject.Path, ref.Digest, r.IsSuccess, out.Duration.Round(time.Millisecond))
+	p.Log.Debug("timings: start to callback %s, configuration %s, fetch and verify %s", t0.Sub(started), tBuilt.Sub(t0), end.Sub(tBuilt))
 	return r, nil
 }
 

@@ -179,29 +179,25 @@ func (c *DiskCache) Put(key string, a Answer, ttl time.Duration) {
 		os.Remove(tmp.Name())
 		return
 	}
-	final := c.path(key)
-	_, serr := os.Lstat(final)
-	added := errors.Is(serr, fs.ErrNotExist)
-	if err := os.Rename(tmp.Name(), final); err != nil {
+	if err := os.Rename(tmp.Name(), c.path(key)); err != nil {
 		os.Remove(tmp.Name())
 		return
 	}
-	if added {
-		c.noteAdded()
-	}
+	c.noteAdded()
 }
 
-// The size of the counter file is a shared, lock-free upper bound on the
-// number of entry files: each Put that creates an entry appends one byte
-// (O_APPEND, so concurrent processes do not lose appends), removals never
-// shrink it, and a prune replaces it by an exact count. A Put whose append
-// leaves it above MaxEntries prunes, so the directory is scanned about once
-// per MaxEntries/8 new entries, not on every Put.
+// noteAdded keeps the counter, whose size is a shared, lock-free upper bound
+// on the number of entry files: each Put appends one byte after its rename
+// (O_APPEND, so concurrent processes lose no appends; overwrites count too,
+// as telling them apart races with removals), removals never shrink it, and
+// a prune replaces it by a count. A Put whose append leaves it above
+// MaxEntries prunes; a prune leaves at most 7/8 of MaxEntries, so the
+// directory is listed about once per MaxEntries/8 Puts, not on every Put.
 //
 // An append can land in a counter file a concurrent prune has just
 // replaced; that file was already above the bound (or gone), so the
-// appender prunes too, after its own entry exists, and the recount at the
-// end of every prune covers entries created while it ran.
+// appender prunes too, and the recount at the end of every prune covers
+// entries renamed into place while it ran.
 func (c *DiskCache) noteAdded() {
 	f, err := os.OpenFile(c.counter, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -216,10 +212,10 @@ func (c *DiskCache) noteAdded() {
 	}
 }
 
-// prune brings the directory to at most MaxEntries entries when it holds
-// more: expired and corrupt entries go first, then not-revoked entries
-// oldest (by modification time) first, then revoked ones, down to a low
-// mark of 7/8 of MaxEntries so the next prune is some Puts away. It also
+// prune brings the directory down to a low mark of 7/8 of MaxEntries
+// entries (MaxEntries when below 8) when it holds more, so the next prune
+// is some Puts away: expired and corrupt entries go first, then not-revoked
+// entries oldest (by modification time) first, then revoked ones. It also
 // removes stale temporary files and rewrites the counter.
 func (c *DiskCache) prune() {
 	pruneMu.Lock()
@@ -264,7 +260,8 @@ func (c *DiskCache) prunePass() (int, bool) {
 			}
 		}
 	}
-	if len(names) <= c.max {
+	low := c.max - c.max/8
+	if len(names) <= low {
 		return len(names), true
 	}
 
@@ -298,7 +295,6 @@ func (c *DiskCache) prunePass() (int, bool) {
 		}
 		return cands[i].mod.Before(cands[j].mod)
 	})
-	low := c.max - c.max/8
 	drop := min(max(len(cands)+unreadable-low, 0), len(cands))
 	for _, cand := range cands[:drop] {
 		os.Remove(cand.path)

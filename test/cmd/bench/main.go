@@ -1,0 +1,244 @@
+// Command bench measures what admission pays for the awssigner plugin and
+// prints a table: the plugin process alone (warm caches), a whole
+// `ratify verify` with the plugin, and, as the anchor, a whole
+// `ratify verify` of an equivalent image through Ratify's built-in notation
+// verifier (x509 "ca" trust store, no plugin); plus the plugin's peak RSS
+// and the GetRevocationStatus calls 100 verifications make.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
+)
+
+var verbose *bool
+
+func main() {
+	bin := flag.String("bin", "bin", "directory holding ratify and awssigner")
+	runs := flag.Int("runs", 200, "runs per measurement")
+	verbose = flag.Bool("v", false, "print the plugin's log of one warm run")
+	flag.Parse()
+	if err := run(*bin, *runs); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type stats struct {
+	name     string
+	samples  []time.Duration
+	maxRSSKB int64
+}
+
+func (s *stats) add(d time.Duration) { s.samples = append(s.samples, d) }
+
+func (s *stats) pct(p float64) time.Duration {
+	v := append([]time.Duration(nil), s.samples...)
+	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+	i := int(p*float64(len(v)-1) + 0.5)
+	return v[i]
+}
+
+func run(bin string, runs int) error {
+	ctx := context.Background()
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	ratify, plugin := filepath.Join(bin, "ratify"), filepath.Join(bin, "awssigner")
+	dir, err := os.MkdirTemp("", "awssigner-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	// The AWS Signer image and its signature.
+	ref, desc, err := s.PushImage(ctx, "bench/app", "v1")
+	if err != nil {
+		return err
+	}
+	sig, _, err := s.Sign(ctx, "bench/app", desc, "")
+	if err != nil {
+		return err
+	}
+	cacheDir := filepath.Join(dir, "revocation-cache")
+	awsCfg := s.VerifierConfig("verifier-awssigner", "strict", nil, map[string]any{
+		"revocation": map[string]any{"timeout": "2s", "cacheTTL": "1h", "cacheDir": cacheDir},
+	})
+	// The equivalent image signed for Ratify's built-in notation verifier.
+	nref, certFile, err := notationImage(ctx, s, dir)
+	if err != nil {
+		return err
+	}
+	notationCfg := map[string]any{
+		"name": "verifier-notation", "type": "notation", "artifactTypes": oci.ArtifactTypeSignature,
+		"verificationCerts": []string{certFile},
+		"trustPolicyDoc": map[string]any{"version": "1.0", "trustPolicies": []any{map[string]any{
+			"name": "all", "registryScopes": []string{"*"}, "signatureVerification": map[string]any{"level": "strict"},
+			"trustStores": []string{"ca:certs"}, "trustedIdentities": []string{"*"},
+		}}},
+	}
+
+	// (i) the plugin process alone, as Ratify runs it, caches warm.
+	stdin, _ := json.Marshal(map[string]any{
+		"config":        awsCfg,
+		"storeConfig":   map[string]any{"version": "1.0.0", "pluginBinDirs": nil, "store": map[string]any{"name": "oras", "useHttp": true, "localCachePath": filepath.Join(dir, "oras-cache")}},
+		"referenceDesc": map[string]any{"mediaType": sig.MediaType, "digest": sig.Digest, "size": sig.Size, "artifactType": oci.ArtifactTypeSignature},
+	})
+	env := append(harness.Env(dir), "RATIFY_VERIFIER_COMMAND=VERIFY", "RATIFY_VERIFIER_SUBJECT="+ref, "RATIFY_VERIFIER_VERSION=1.0.0")
+	pluginStats := &stats{name: "plugin process alone (warm caches)"}
+	for i := 0; i < runs+5; i++ {
+		d, rss, out, err := execPlugin(plugin, env, stdin)
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(out, []byte(`"isSuccess":true`)) {
+			return fmt.Errorf("plugin did not verify: %s", out)
+		}
+		if i >= 5 { // warm-up runs fill the caches
+			pluginStats.add(d)
+			if rss > pluginStats.maxRSSKB {
+				pluginStats.maxRSSKB = rss
+			}
+		}
+	}
+
+	if *verbose {
+		cmd := exec.Command(plugin)
+		cmd.Env, cmd.Stdin = env, bytes.NewReader(stdin)
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		cmd.Run()
+		fmt.Fprintf(os.Stderr, "plugin stderr of one warm run:\n%s\n", se.String())
+	}
+
+	// (ii) and (iii), interleaved so both see the same machine.
+	awsConfig, err := s.RatifyConfig(bin, "all", awsCfg)
+	if err != nil {
+		return err
+	}
+	notationConfig, err := s.RatifyConfig(bin, "all", notationCfg)
+	if err != nil {
+		return err
+	}
+	withPlugin := &stats{name: "ratify verify, awssigner plugin"}
+	builtin := &stats{name: "ratify verify, built-in notation"}
+	for i := 0; i < runs+3; i++ {
+		for _, m := range []struct {
+			st       *stats
+			cfg, ref string
+		}{{withPlugin, awsConfig, ref}, {builtin, notationConfig, nref}} {
+			out, err := harness.RatifyVerify(ctx, ratify, dir, m.cfg, m.ref)
+			if err != nil {
+				return err
+			}
+			if !out.IsSuccess {
+				return fmt.Errorf("%s: not verified: %s", m.st.name, out.Stdout)
+			}
+			if i >= 3 {
+				m.st.add(out.Duration)
+			}
+		}
+	}
+
+	// Signer calls for 100 verifications of one image with a fresh cache.
+	os.RemoveAll(cacheDir)
+	s.Emulator.ResetCounts()
+	for i := 0; i < 100; i++ {
+		if _, _, out, err := execPlugin(plugin, env, stdin); err != nil || !bytes.Contains(out, []byte(`"isSuccess":true`)) {
+			return fmt.Errorf("verification %d: %v %s", i, err, out)
+		}
+	}
+	calls := s.Emulator.Count("GetRevocationStatus")
+
+	fmt.Printf("| measurement (%d runs each) | median | p99 |\n|---|---|---|\n", runs)
+	for _, st := range []*stats{pluginStats, withPlugin, builtin} {
+		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", st.name, ms(st.pct(0.5)), ms(st.pct(0.99)))
+	}
+	fmt.Printf("\n| ratio | value | target |\n|---|---|---|\n")
+	fmt.Printf("| plugin alone, median | %.1f ms | ≤ 30 ms |\n", ms(pluginStats.pct(0.5)))
+	fmt.Printf("| ratify+plugin / ratify built-in notation (medians) | %.2f× | ≤ 1.5× |\n", float64(withPlugin.pct(0.5))/float64(builtin.pct(0.5)))
+	fmt.Printf("| plugin peak RSS | %.1f MiB | ≤ 64 MiB |\n", float64(pluginStats.maxRSSKB)/1024)
+	fmt.Printf("| GetRevocationStatus calls for 100 verifications (cacheTTL 1h) | %d | 1 |\n", calls)
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func execPlugin(plugin string, env []string, stdin []byte) (time.Duration, int64, []byte, error) {
+	cmd := exec.Command(plugin)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, 0, out.Bytes(), fmt.Errorf("plugin: %v: %s", err, out.Bytes())
+	}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss
+	}
+	return d, rss, out.Bytes(), nil
+}
+
+// notationImage pushes an image signed the way Ratify's built-in notation
+// verifier checks without a plugin: scheme notary.x509 under an x509 CA,
+// P-384, same chain length. It returns the image reference and the CA file.
+func notationImage(ctx context.Context, s *harness.Stack, dir string) (string, string, error) {
+	ref, desc, err := s.PushImage(ctx, "bench/notation", "v1")
+	if err != nil {
+		return "", "", err
+	}
+	ca, err := sigkit.NewCA("Bench x509")
+	if err != nil {
+		return "", "", err
+	}
+	chain, key, err := ca.Chain("us-west-2", time.Now())
+	if err != nil {
+		return "", "", err
+	}
+	env, err := sigkit.Build(sigkit.Spec{
+		Subject: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
+		Chain:   chain, Key: key, Scheme: sigkit.SchemeX509,
+		Delete: []string{sigkit.HeaderVerificationPlugin, sigkit.HeaderProfileVersion, sigkit.HeaderSigningJob},
+	})
+	if err != nil {
+		return "", "", err
+	}
+	img, err := s.Image("bench/notation")
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := img.PushSignature(ctx, desc, env.Raw, oci.MediaTypeJWS, nil); err != nil {
+		return "", "", err
+	}
+	certFile := filepath.Join(dir, "notation-ca.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Cert.Raw}), 0o600); err != nil {
+		return "", "", err
+	}
+	return ref, certFile, nil
+}
