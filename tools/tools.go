@@ -6,5 +6,6 @@
 package tools
 
 import (
+	_ "github.com/open-policy-agent/opa"
 	_ "github.com/ratify-project/ratify/cmd/ratify"
 )

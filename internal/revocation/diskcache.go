@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -400,29 +399,6 @@ func validKey(key string) bool {
 
 func isEntryName(name string) bool {
 	return strings.HasSuffix(name, entrySuffix) && validKey(strings.TrimSuffix(name, entrySuffix))
-}
-
-// fileOwner returns the owner uid on systems whose FileInfo.Sys carries
-// one (a Uid field, as syscall.Stat_t has on Unix).
-func fileOwner(fi fs.FileInfo) (int, bool) {
-	v := reflect.ValueOf(fi.Sys())
-	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return 0, false
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return 0, false
-	}
-	f := v.FieldByName("Uid")
-	switch f.Kind() {
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return int(f.Uint()), true
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return int(f.Int()), true
-	}
-	return 0, false
 }
 
 // ratifyCacheRoot is the volume Ratify's Helm chart mounts (an emptyDir);

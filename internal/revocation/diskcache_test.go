@@ -525,11 +525,11 @@ func TestDiskCacheHelperProcess(t *testing.T) {
 	}
 	dir, seed, _ := strings.Cut(spec, "|")
 	n, _ := strconv.ParseUint(seed, 10, 64)
-	c, err := OpenDiskCache(dir, DiskCacheOptions{MaxEntries: 32})
+	c, err := OpenDiskCache(dir, DiskCacheOptions{MaxEntries: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exercise(c, n, 2000, 200); err != nil {
+	if err := exercise(c, n, 400, 12); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -539,7 +539,7 @@ func TestDiskCacheConcurrentProcesses(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	dir := t.TempDir()
-	const procs = 16
+	const procs = 4
 	var wg sync.WaitGroup
 	outs := make([][]byte, procs)
 	errs := make([]error, procs)
@@ -559,13 +559,13 @@ func TestDiskCacheConcurrentProcesses(t *testing.T) {
 		}
 	}
 	entries, temps := listDir(t, dir)
-	if len(entries) > 32 {
+	if len(entries) > 8 {
 		t.Errorf("%d entries, bound is 8", len(entries))
 	}
 	if len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
-	c := openTestCache(t, dir, DiskCacheOptions{MaxEntries: 32})
+	c := openTestCache(t, dir, DiskCacheOptions{MaxEntries: 8})
 	for k := 0; k < 12; k++ {
 		a, hit := c.Get(testKey(k))
 		if err := checkAnswer(k, a, hit); err != nil {
