@@ -18,7 +18,11 @@ build: ## Build the awssigner plugin (static) and the emulator into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/signer-emulator ./test/cmd/signer-emulator
 
 .PHONY: tools
-tools: $(BIN)/ratify ## Build the pinned third-party programs (Ratify v1.4.6) into bin/.
+tools: $(BIN)/ratify $(BIN)/opa ## Build the pinned third-party programs (Ratify v1.4.6, OPA) into bin/.
+
+$(BIN)/opa: tools/go.mod tools/go.sum
+	@mkdir -p $(BIN)
+	cd tools && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/opa github.com/open-policy-agent/opa
 
 # Ratify takes a few minutes to build the first time; later runs reuse bin/.
 $(BIN)/ratify: tools/go.mod tools/go.sum
@@ -27,17 +31,28 @@ $(BIN)/ratify: tools/go.mod tools/go.sum
 	cd tools && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ratify github.com/ratify-project/ratify/cmd/ratify
 
 .PHONY: test
-test: lint tools ## Run every test: unit, emulator, contract, real Ratify integration, fuzz seeds.
+test: lint tools ## Run every test: unit, emulator, contract, real Ratify, policies (opa + Gatekeeper's engine).
 	REQUIRE_INTEGRATION=1 $(GO) test -count=1 $(PKGS)
+	./policies/test.sh $(BIN)/opa
+	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./...
+
+.PHONY: policies
+policies: ## Regenerate policies/*/template.yaml from their Rego sources.
+	$(GO) run ./policies/gen
+
+.PHONY: bench-policy
+bench-policy: tools ## Gatekeeper-engine review time of a Pod with 10 containers (warm provider cache).
+	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchtime 200x -count 5 ./...
 
 .PHONY: lint
-lint: ## gofmt and go vet.
+lint: ## gofmt and go vet (both modules).
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd test/gatekeeper && $(GO) vet ./...
 
 .PHONY: bench
-bench: bench-core bench-plugin ## All benchmarks (tables).
+bench: bench-core bench-plugin bench-policy ## All benchmarks (tables).
 
 .PHONY: bench-plugin
 bench-plugin: tools build ## Plugin process, ratify verify with the plugin vs. built-in notation, RSS, Signer calls.

@@ -1,0 +1,602 @@
+package awssignerverifiedimages
+
+# Unit tests. external_data is replaced with `with external_data as <mock>`,
+# which needs policies/capabilities.json (see policies/README.md):
+#
+#   opa test --v0-compatible --capabilities policies/capabilities.json policies/awssigner-verified-images/ -v
+
+import future.keywords.contains
+import future.keywords.every
+import future.keywords.if
+import future.keywords.in
+
+# ---------------------------------------------------------------- fixtures
+
+team := "arn:aws:signer:us-west-2:111122223333:/signing-profiles/Team"
+
+other_profile := "arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other"
+
+signed := "registry.example.com/team/app:signed"
+
+unsigned := "registry.example.com/team/app:unsigned"
+
+revoked := "registry.example.com/team/app:revoked"
+
+other := "registry.example.com/team/app:other"
+
+sidecar := "registry.example.com/platform/sidecar:v1"
+
+img(t) := concat(":", ["registry.example.com/team/app", t])
+
+revoked_msg := "AWS Signer signature sha256:4b1c9e0d7a refused: signature revoked: AWS Signer reports arn:aws:signer:us-west-2:111122223333:/signing-jobs/5d7e1f0a as revoked; revocation is permanent, sign the image again with an active profile"
+
+ctr(name, image) := {"name": name, "image": image}
+
+pod_named(ns, cs) := {
+	"apiVersion": "v1",
+	"kind": "Pod",
+	"metadata": {"name": "app", "namespace": ns},
+	"spec": {"containers": cs},
+}
+
+pod(cs) := pod_named("default", cs)
+
+workload(kind, api, cs) := {
+	"apiVersion": api,
+	"kind": kind,
+	"metadata": {"name": "app", "namespace": "default"},
+	"spec": {"template": {"spec": {"containers": cs}}},
+}
+
+cronjob(cs) := {
+	"apiVersion": "batch/v1",
+	"kind": "CronJob",
+	"metadata": {"name": "app", "namespace": "default"},
+	"spec": {"schedule": "@hourly", "jobTemplate": {"spec": {"template": {"spec": {"containers": cs}}}}},
+}
+
+# The input Gatekeeper builds, for admission and audit alike (no operation).
+review(obj) := {"review": {"object": obj}, "parameters": {}}
+
+review_with(obj, params) := {"review": {"object": obj}, "parameters": params}
+
+# One verifier result as Ratify v1.4 keeps it from our plugin.
+awssigner_report(subject, ok, profile, status, msg) := {
+	"subject": subject,
+	"isSuccess": ok,
+	"name": "verifier-awssigner",
+	"verifierName": "verifier-awssigner",
+	"type": "awssigner",
+	"verifierType": "awssigner",
+	"referenceDigest": "sha256:4b1c9e0d7a6f",
+	"artifactType": "application/vnd.cncf.notary.signature",
+	"message": msg,
+	"extensions": {
+		"signingProfileArn": profile,
+		"revocationStatus": status,
+		"verificationLevel": "strict",
+	},
+}
+
+ok_report(subject, profile, status) := awssigner_report(subject, true, profile, status, concat("", ["AWS Signer signature sha256:4b1c9e0d7a verified (level strict): signed by AWS Signer profile ", profile, "; revocation: ", status]))
+
+cosign_report(subject, ok) := {
+	"subject": subject,
+	"isSuccess": ok,
+	"name": "verifier-cosign",
+	"verifierName": "verifier-cosign",
+	"type": "cosign",
+	"verifierType": "cosign",
+	"artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+	"message": "cosign verification failed: no matching signatures",
+}
+
+# Config policy's report when the subject has no referrers at all.
+no_referrers_report(subject) := {
+	"subject": subject,
+	"isSuccess": false,
+	"message": concat("", ["failed to verify artifact: ", subject]),
+	"errorReason": concat("", ["No verification results for the artifact ", subject, ". Ensure verifiers are properly configured and that artifact metadata is attached"]),
+}
+
+flat(ok, rs) := {
+	"version": "0.2.0",
+	"isSuccess": ok,
+	"traceID": "5f0c7a1e-trace",
+	"timestamp": "2026-11-26T12:00:00.000000001Z",
+	"verifierReports": rs,
+}
+
+nested(subject, ok, rs) := {
+	"version": "1.1.0",
+	"isSuccess": ok,
+	"traceID": "5f0c7a1e-trace",
+	"timestamp": "2026-11-26T12:00:00.000000001Z",
+	"verifierReports": [{
+		"subject": subject,
+		"referenceDigest": "sha256:4b1c9e0d7a6f",
+		"artifactType": "application/vnd.cncf.notary.signature",
+		"verifierReports": rs,
+		"nestedReports": [],
+	}],
+}
+
+tag(k) := t if {
+	parts := split(k, ":")
+	t := parts[count(parts) - 1]
+}
+
+# Config-policy answers (version 0.2.0), by tag.
+flat_answers(k) := {
+	"signed": flat(true, [ok_report(k, team, "notRevoked")]),
+	"other": flat(true, [ok_report(k, other_profile, "notRevoked")]),
+	"upper": flat(true, [ok_report(k, upper(team), "notRevoked")]),
+	"revoked": flat(false, [awssigner_report(k, false, team, "revoked", revoked_msg)]),
+	"unavailable": flat(true, [ok_report(k, team, "unavailable")]),
+	"unsigned": flat(false, [no_referrers_report(k)]),
+	"v1": flat(false, [no_referrers_report(k)]),
+	"cosignonly": flat(true, [object.union(cosign_report(k, true), {"message": "cosign signature verified"})]),
+	"mixed": flat(false, [cosign_report(k, false), ok_report(k, team, "notRevoked")]),
+	"twosigs": flat(true, [awssigner_report(k, false, other_profile, "revoked", "first refused"), ok_report(k, team, "notRevoked")]),
+	"bothfail": flat(false, [awssigner_report(k, false, team, "notChecked", "first refused"), awssigner_report(k, false, team, "notChecked", "second refused")]),
+	"noreports": flat(false, []),
+	"reasononly": flat(false, [{"subject": k, "isSuccess": false, "errorReason": "MANIFEST_UNKNOWN: manifest unknown"}]),
+	"string": "verified",
+	"null": null,
+	"noissuccess": {"version": "0.2.0", "verifierReports": [ok_report(k, team, "notRevoked")]},
+	"stringtrue": {"version": "0.2.0", "isSuccess": "true", "verifierReports": [ok_report(k, team, "notRevoked")]},
+	"ourstringtrue": flat(true, [object.union(ok_report(k, team, "notRevoked"), {"isSuccess": "true"})]),
+	"custom": flat(true, [object.union(ok_report(k, team, "notRevoked"), {"name": "my-signer", "verifierName": "my-signer", "type": "awsnotation", "verifierType": "awsnotation"})]),
+	"newfields": flat(true, [object.remove(ok_report(k, team, "notRevoked"), ["name", "type"])]),
+}
+
+# Rego-policy answers (version 1.1.0), by tag. Executor errors (such as no
+# referrers) are per-key errors with this policy.
+nested_answers(k) := {
+	"signed": nested(k, true, [ok_report(k, team, "notRevoked")]),
+	"other": nested(k, true, [ok_report(k, other_profile, "notRevoked")]),
+	"revoked": nested(k, false, [awssigner_report(k, false, team, "revoked", revoked_msg)]),
+	"unavailable": nested(k, true, [ok_report(k, team, "unavailable")]),
+	"mixed": nested(k, false, [cosign_report(k, false), ok_report(k, team, "notRevoked")]),
+	"cosignonly": nested(k, true, [object.union(cosign_report(k, true), {"message": "cosign signature verified"})]),
+}
+
+# Item errors. Both policies: a key Ratify cannot parse. Rego policy only:
+# executor errors such as no referrers.
+item_error(k) := concat("", ["REFERENCE_INVALID: failed to parse subject reference ", k]) if tag(k) == "error"
+
+rego_item_error(k) := concat("", ["NO_VERIFIER_REPORT: No verification results for the artifact ", k, ". Ensure verifiers are properly configured and that artifact metadata is attached"]) if {
+	tag(k) in {"unsigned", "v1"}
+}
+
+rego_item_error(k) := item_error(k) if tag(k) == "error"
+
+# Gatekeeper's RegoResponse: errors is null when there are none (a nil
+# slice), responses holds the keys that have a value.
+gatekeeper_response(pairs, errs) := {
+	"responses": pairs,
+	"errors": nullable(errs),
+	"status_code": 200,
+	"system_error": "",
+}
+
+nullable(xs) := null if count(xs) == 0
+
+nullable(xs) := xs if count(xs) > 0
+
+mock_flat(req) := gatekeeper_response(
+	[[k, v] | some k in req.keys; v := flat_answers(k)[tag(k)]],
+	[[k, e] | some k in req.keys; e := item_error(k)],
+)
+
+mock_nested(req) := gatekeeper_response(
+	[[k, v] | some k in req.keys; v := nested_answers(k)[tag(k)]],
+	[[k, e] | some k in req.keys; e := rego_item_error(k)],
+)
+
+# A provider or transport failure, as Gatekeeper reports it.
+mock_system_error(_) := {
+	"responses": null,
+	"errors": null,
+	"status_code": 500,
+	"system_error": "failed to send external data request: Post \"https://ratify.gatekeeper-system:6001/ratify/gatekeeper/v1/verify\": EOF",
+}
+
+# Echoes the request back so a test can see what the provider was sent.
+mock_echo(req) := {"responses": [], "errors": [], "status_code": 200, "system_error": "", "request": req}
+
+# Answers [key, null] for every key (an item with neither value nor error).
+mock_null_values(req) := gatekeeper_response([[k, null] | some k in req.keys], [])
+
+# Behaves like Gatekeeper's builtin on a malformed argument: undefined.
+mock_strict(req) := mock_flat(req) if {
+	is_object(req)
+	is_string(req.provider)
+	every k in req.keys {
+		is_string(k)
+	}
+}
+
+mock_undefined(req) := x if {
+	req.provider == "no such thing"
+	x := {}
+}
+
+reasons(vs) := {v.details.reason | some v in vs}
+
+msgs(vs) := {v.msg | some v in vs}
+
+# ---------------------------------------------------------------- allowed
+
+test_signed_flat_allowed if {
+	count(violation) == 0 with input as review(pod([ctr("app", signed)])) with external_data as mock_flat
+}
+
+test_signed_nested_allowed if {
+	count(violation) == 0 with input as review(pod([ctr("app", signed)])) with external_data as mock_nested
+}
+
+test_all_kinds_of_containers_signed_allowed if {
+	p := object.union(pod([ctr("app", signed)]), {"spec": {
+		"initContainers": [ctr("init", img("signed"))],
+		"containers": [ctr("app", signed), ctr("other", other)],
+		"ephemeralContainers": [ctr("debug", signed)],
+	}})
+	count(violation) == 0 with input as review(p) with external_data as mock_flat
+	count(violation) == 0 with input as review(p) with external_data as mock_nested
+}
+
+test_other_verifier_failing_ours_passing_allowed if {
+	count(violation) == 0 with input as review(pod([ctr("app", img("mixed"))])) with external_data as mock_flat
+	count(violation) == 0 with input as review(pod([ctr("app", img("mixed"))])) with external_data as mock_nested
+}
+
+test_one_of_two_signatures_passing_allowed if {
+	count(violation) == 0 with input as review(pod([ctr("app", img("twosigs"))])) with external_data as mock_flat
+}
+
+test_matches_on_verifier_name_and_type_fields if {
+	# Ratify's deprecated name/type missing: verifierType still matches.
+	count(violation) == 0 with input as review(pod([ctr("app", img("newfields"))])) with external_data as mock_flat
+}
+
+test_verifier_name_parameter if {
+	p := pod([ctr("app", img("custom"))])
+	count(violation) == 0 with input as review_with(p, {"verifierName": "awsnotation"}) with external_data as mock_flat
+	count(violation) == 0 with input as review_with(p, {"verifierName": "my-signer"}) with external_data as mock_flat
+	vs := violation with input as review(p) with external_data as mock_flat
+	reasons(vs) == {"no_verifier_report"}
+}
+
+# ---------------------------------------------------------------- refused by the verifier
+
+test_unsigned_flat_denied_exact_message if {
+	vs := violation with input as review(pod([ctr("app", unsigned)])) with external_data as mock_flat
+	count(vs) == 1
+	msgs(vs) == {"image \"registry.example.com/team/app:unsigned\" in container \"app\" (containers) is not allowed: no report from the \"awssigner\" verifier; Ratify says: failed to verify artifact: registry.example.com/team/app:unsigned (No verification results for the artifact registry.example.com/team/app:unsigned. Ensure verifiers are properly configured and that artifact metadata is attached)"}
+	some v in vs
+	v.details == {
+		"container": "app",
+		"containerType": "containers",
+		"image": unsigned,
+		"reason": "no_verifier_report",
+		"provider": "ratify-provider",
+		"verifierName": "awssigner",
+	}
+}
+
+test_unsigned_nested_is_a_key_error_exact_message if {
+	vs := violation with input as review(pod([ctr("app", unsigned)])) with external_data as mock_nested
+	msgs(vs) == {"image \"registry.example.com/team/app:unsigned\" in container \"app\" (containers) is not allowed: Ratify returned an error for it: NO_VERIFIER_REPORT: No verification results for the artifact registry.example.com/team/app:unsigned. Ensure verifiers are properly configured and that artifact metadata is attached"}
+	reasons(vs) == {"provider_error"}
+}
+
+test_revoked_flat_denied_exact_message if {
+	vs := violation with input as review(pod([ctr("app", revoked)])) with external_data as mock_flat
+	msgs(vs) == {concat("", ["image \"registry.example.com/team/app:revoked\" in container \"app\" (containers) is not allowed: the \"awssigner\" verifier refused it: ", revoked_msg])}
+	reasons(vs) == {"verification_failed"}
+}
+
+test_revoked_nested_denied if {
+	vs := violation with input as review(pod([ctr("app", revoked)])) with external_data as mock_nested
+	reasons(vs) == {"verification_failed"}
+	some v in vs
+	contains(v.msg, revoked_msg)
+}
+
+test_all_our_reports_failed_messages_joined if {
+	vs := violation with input as review(pod([ctr("app", img("bothfail"))])) with external_data as mock_flat
+	reasons(vs) == {"verification_failed"}
+	some v in vs
+	endswith(v.msg, "the \"awssigner\" verifier refused it: first refused; second refused")
+}
+
+test_our_report_with_string_true_is_not_a_pass if {
+	vs := violation with input as review(pod([ctr("app", img("ourstringtrue"))])) with external_data as mock_flat
+	reasons(vs) == {"verification_failed"}
+}
+
+test_only_another_verifier_reported_flat if {
+	vs := violation with input as review(pod([ctr("app", img("cosignonly"))])) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:cosignonly\" in container \"app\" (containers) is not allowed: no report from the \"awssigner\" verifier; Ratify says: cosign signature verified"}
+}
+
+test_only_another_verifier_reported_nested if {
+	vs := violation with input as review(pod([ctr("app", img("cosignonly"))])) with external_data as mock_nested
+	reasons(vs) == {"no_verifier_report"}
+}
+
+test_no_reports_at_all if {
+	vs := violation with input as review(pod([ctr("app", img("noreports"))])) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:noreports\" in container \"app\" (containers) is not allowed: no report from the \"awssigner\" verifier (is Ratify's verifier named or typed \"awssigner\"?)"}
+}
+
+test_ratify_error_reason_without_message if {
+	vs := violation with input as review(pod([ctr("app", img("reasononly"))])) with external_data as mock_flat
+	some v in vs
+	endswith(v.msg, "no report from the \"awssigner\" verifier; Ratify says: MANIFEST_UNKNOWN: manifest unknown")
+}
+
+# ---------------------------------------------------------------- provider failures (fail closed)
+
+test_system_error_denies_every_container_exact_message if {
+	p := pod([ctr("app", signed), ctr("helper", other)])
+	vs := violation with input as review(p) with external_data as mock_system_error
+	count(vs) == 2
+	reasons(vs) == {"provider_system_error"}
+	"image \"registry.example.com/team/app:signed\" in container \"app\" (containers) is not allowed: the external data provider \"ratify-provider\" returned a system error, so no image could be verified: failed to send external data request: Post \"https://ratify.gatekeeper-system:6001/ratify/gatekeeper/v1/verify\": EOF" in msgs(vs)
+}
+
+test_per_key_error if {
+	p := pod([ctr("app", img("error")), ctr("ok", signed)])
+	vs := violation with input as review(p) with external_data as mock_flat
+	count(vs) == 1
+	msgs(vs) == {"image \"registry.example.com/team/app:error\" in container \"app\" (containers) is not allowed: Ratify returned an error for it: REFERENCE_INVALID: failed to parse subject reference registry.example.com/team/app:error"}
+}
+
+test_missing_key if {
+	vs := violation with input as review(pod([ctr("app", img("missing"))])) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:missing\" in container \"app\" (containers) is not allowed: Ratify's answer has no entry for it"}
+	reasons(vs) == {"no_response"}
+}
+
+test_empty_answer_denies if {
+	vs := violation with input as review(pod([ctr("app", signed)])) with external_data as mock_echo
+	reasons(vs) == {"no_response"}
+}
+
+test_malformed_value_string if {
+	vs := violation with input as review(pod([ctr("app", img("string"))])) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:string\" in container \"app\" (containers) is not allowed: Ratify's answer for it is not an object: \"verified\""}
+	reasons(vs) == {"malformed_response"}
+}
+
+test_malformed_value_null if {
+	vs := violation with input as review(pod([ctr("app", signed)])) with external_data as mock_null_values
+	reasons(vs) == {"malformed_response"}
+}
+
+test_malformed_value_is_success_missing if {
+	vs := violation with input as review(pod([ctr("app", img("noissuccess"))])) with external_data as mock_flat
+	reasons(vs) == {"malformed_response"}
+	some v in vs
+	contains(v.msg, "Ratify's answer for it has no boolean isSuccess: {")
+}
+
+test_malformed_value_is_success_string if {
+	vs := violation with input as review(pod([ctr("app", img("stringtrue"))])) with external_data as mock_flat
+	reasons(vs) == {"malformed_response"}
+}
+
+# ---------------------------------------------------------------- allowedSigningProfiles
+
+test_profile_not_allowed_exact_message if {
+	params := {"allowedSigningProfiles": [team]}
+	vs := violation with input as review_with(pod_named("payments", [ctr("app", other)]), params) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:other\" in container \"app\" (containers) is not allowed: it is signed by signing profile \"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other\", which is not in allowedSigningProfiles [\"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Team\"]"}
+	reasons(vs) == {"signing_profile_not_allowed"}
+}
+
+test_profile_not_allowed_nested if {
+	params := {"allowedSigningProfiles": [team]}
+	vs := violation with input as review_with(pod([ctr("app", other)]), params) with external_data as mock_nested
+	reasons(vs) == {"signing_profile_not_allowed"}
+}
+
+test_profile_allowed if {
+	params := {"allowedSigningProfiles": [other_profile, team]}
+	count(violation) == 0 with input as review_with(pod([ctr("a", signed), ctr("b", other)]), params) with external_data as mock_flat
+	count(violation) == 0 with input as review_with(pod([ctr("a", signed), ctr("b", other)]), params) with external_data as mock_nested
+}
+
+test_profile_match_is_case_insensitive if {
+	count(violation) == 0 with input as review_with(pod([ctr("a", signed)]), {"allowedSigningProfiles": [upper(team)]}) with external_data as mock_flat
+	count(violation) == 0 with input as review_with(pod([ctr("a", img("upper"))]), {"allowedSigningProfiles": [team]}) with external_data as mock_flat
+}
+
+test_unusable_profile_entries_fail_closed if {
+	vs := violation with input as review_with(pod([ctr("a", signed)]), {"allowedSigningProfiles": [""]}) with external_data as mock_flat
+	reasons(vs) == {"signing_profile_not_allowed"}
+}
+
+test_profile_check_uses_a_passing_signature_only if {
+	# "twosigs": a refused signature by Other, a good one by Team.
+	count(violation) == 0 with input as review_with(pod([ctr("a", img("twosigs"))]), {"allowedSigningProfiles": [team]}) with external_data as mock_flat
+	vs := violation with input as review_with(pod([ctr("a", img("twosigs"))]), {"allowedSigningProfiles": [other_profile]}) with external_data as mock_flat
+	reasons(vs) == {"signing_profile_not_allowed"}
+}
+
+# ---------------------------------------------------------------- requireRevocationCheck
+
+test_revocation_unavailable_denied_when_required if {
+	params := {"requireRevocationCheck": true}
+	vs := violation with input as review_with(pod([ctr("app", img("unavailable"))]), params) with external_data as mock_flat
+	msgs(vs) == {"image \"registry.example.com/team/app:unavailable\" in container \"app\" (containers) is not allowed: requireRevocationCheck is set and the revocation status of its signature is \"unavailable\", not \"notRevoked\""}
+	reasons(vs) == {"revocation_not_checked"}
+	vs2 := violation with input as review_with(pod([ctr("app", img("unavailable"))]), params) with external_data as mock_nested
+	reasons(vs2) == {"revocation_not_checked"}
+}
+
+test_revocation_unavailable_allowed_when_not_required if {
+	count(violation) == 0 with input as review(pod([ctr("app", img("unavailable"))])) with external_data as mock_flat
+	count(violation) == 0 with input as review_with(pod([ctr("app", img("unavailable"))]), {"requireRevocationCheck": false}) with external_data as mock_flat
+}
+
+test_revocation_checked_allowed_when_required if {
+	params := {"requireRevocationCheck": true, "allowedSigningProfiles": [team]}
+	count(violation) == 0 with input as review_with(pod([ctr("app", signed)]), params) with external_data as mock_flat
+}
+
+# ---------------------------------------------------------------- exemptions and keys
+
+test_exempt_prefix_and_exact_not_sent if {
+	params := {"exemptImages": ["registry.example.com/platform/*", "registry.example.com/team/app:unsigned"]}
+	p := pod([ctr("app", signed), ctr("sidecar", sidecar), ctr("legacy", unsigned), ctr("other", other)])
+	r := response with input as review_with(p, params) with external_data as mock_echo
+	r.request == {"provider": "ratify-provider", "keys": [other, signed]}
+	count(violation) == 0 with input as review_with(p, params) with external_data as mock_flat
+}
+
+test_single_string_exemption if {
+	params := {"exemptImages": "registry.example.com/platform/*"}
+	count(violation) == 0 with input as review_with(pod([ctr("sidecar", sidecar)]), params) with external_data as mock_flat
+}
+
+test_exact_exemption_does_not_match_a_prefix if {
+	params := {"exemptImages": ["registry.example.com/team/app"]}
+	vs := violation with input as review_with(pod([ctr("app", unsigned)]), params) with external_data as mock_flat
+	reasons(vs) == {"no_verifier_report"}
+}
+
+test_unexempted_unsigned_sidecar_denied if {
+	vs := violation with input as review(pod([ctr("app", signed), ctr("sidecar", sidecar)])) with external_data as mock_flat
+	count(vs) == 1
+	some v in vs
+	v.details.container == "sidecar"
+}
+
+test_only_exempt_images_no_call if {
+	params := {"exemptImages": ["registry.example.com/platform/*"]}
+	input_ := review_with(pod([ctr("sidecar", sidecar)]), params)
+	not response with input as input_ with external_data as mock_system_error
+	count(violation) == 0 with input as input_ with external_data as mock_system_error
+}
+
+test_keys_sorted_unique_and_plain if {
+	p := object.union(pod([]), {"spec": {
+		"initContainers": [ctr("init", unsigned)],
+		"containers": [ctr("a", signed), ctr("b", unsigned)],
+	}})
+	r := response with input as review(p) with external_data as mock_echo
+	r.request == {"provider": "ratify-provider", "keys": [signed, unsigned]}
+}
+
+test_duplicate_image_one_violation_per_container if {
+	p := object.union(pod([]), {"spec": {
+		"initContainers": [ctr("init", unsigned)],
+		"containers": [ctr("a", unsigned), ctr("b", signed)],
+	}})
+	vs := violation with input as review(p) with external_data as mock_flat
+	{[v.details.containerType, v.details.container] | some v in vs} == {["initContainers", "init"], ["containers", "a"]}
+}
+
+test_provider_parameter if {
+	r := response with input as review_with(pod([ctr("a", signed)]), {"provider": "ratify-provider-prod"}) with external_data as mock_echo
+	r.request.provider == "ratify-provider-prod"
+	vs := violation with input as review_with(pod([ctr("a", signed)]), {"provider": "ratify-provider-prod"}) with external_data as mock_system_error
+	some v in vs
+	contains(v.msg, "the external data provider \"ratify-provider-prod\" returned a system error")
+}
+
+test_missing_parameters_use_defaults if {
+	inp := {"review": {"object": pod([ctr("a", signed)])}}
+	r := response with input as inp with external_data as mock_echo
+	r.request.provider == "ratify-provider"
+	count(violation) == 0 with input as inp with external_data as mock_flat
+}
+
+# ---------------------------------------------------------------- container lists and kinds
+
+test_init_and_ephemeral_containers if {
+	p := object.union(pod([ctr("app", signed)]), {"spec": {
+		"initContainers": [ctr("setup", unsigned)],
+		"ephemeralContainers": [ctr("debugger", revoked)],
+	}})
+	vs := violation with input as review(p) with external_data as mock_flat
+	{[v.details.containerType, v.details.container, v.details.reason] | some v in vs} == {
+		["initContainers", "setup", "no_verifier_report"],
+		["ephemeralContainers", "debugger", "verification_failed"],
+	}
+	some v in vs
+	startswith(v.msg, "image \"registry.example.com/team/app:unsigned\" in container \"setup\" (initContainers) is not allowed: ")
+}
+
+test_deployment_init_container if {
+	d := workload("Deployment", "apps/v1", [ctr("app", signed)])
+	dep := object.union(d, {"spec": {"template": {"spec": {"initContainers": [ctr("migrate", unsigned)]}}}})
+	vs := violation with input as review(dep) with external_data as mock_flat
+	{[v.details.containerType, v.details.container] | some v in vs} == {["initContainers", "migrate"]}
+}
+
+test_pod_template_kinds if {
+	every kind in ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController"] {
+		vs := violation with input as review(workload(kind, "apps/v1", [ctr("app", unsigned)])) with external_data as mock_flat
+		reasons(vs) == {"no_verifier_report"}
+		count(violation) == 0 with input as review(workload(kind, "apps/v1", [ctr("app", signed)])) with external_data as mock_flat
+	}
+}
+
+test_cronjob if {
+	vs := violation with input as review(cronjob([ctr("job", revoked)])) with external_data as mock_flat
+	reasons(vs) == {"verification_failed"}
+	count(violation) == 0 with input as review(cronjob([ctr("job", signed)])) with external_data as mock_nested
+}
+
+test_no_containers_no_call if {
+	inp := review(pod([]))
+	not response with input as inp with external_data as mock_system_error
+	count(violation) == 0 with input as inp with external_data as mock_system_error
+}
+
+test_other_kinds_ignored if {
+	cm := {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"image": unsigned}}
+	not response with input as review(cm) with external_data as mock_system_error
+	count(violation) == 0 with input as review(cm) with external_data as mock_system_error
+}
+
+test_unnamed_containers_stay_distinct if {
+	p := pod([{"image": unsigned}, {"image": revoked}])
+	vs := violation with input as review(p) with external_data as mock_flat
+	count(vs) == 2
+}
+
+test_delete_review_without_object if {
+	inp := {"review": {"operation": "DELETE", "object": null, "oldObject": pod([ctr("a", unsigned)])}, "parameters": {}}
+	count(violation) == 0 with input as inp with external_data as mock_system_error
+}
+
+# ---------------------------------------------------------------- malformed external_data argument (§2.1)
+
+# In Gatekeeper a malformed argument (non-string keys) makes external_data
+# undefined: no provider call and, for a naive policy, no violation. Here
+# keys are built from string images only, so the argument stays well formed
+# and the container with the bad image gets its own violation.
+test_non_string_image_does_not_poison_the_call if {
+	p := pod([ctr("app", unsigned), {"name": "weird", "image": 42}, {"name": "empty", "image": ""}])
+	r := response with input as review(p) with external_data as mock_echo
+	r.request.keys == [unsigned]
+	vs := violation with input as review(p) with external_data as mock_strict
+	{[v.details.container, v.details.reason] | some v in vs} == {
+		["app", "no_verifier_report"],
+		["weird", "invalid_image"],
+		["empty", "invalid_image"],
+	}
+	msgs(vs)["container \"weird\" (containers) has no image reference that can be verified: 42"]
+}
+
+# Should the call ever be undefined anyway (what Gatekeeper does on a
+# malformed argument), the policy denies instead of silently allowing.
+test_undefined_external_data_fails_closed if {
+	vs := violation with input as review(pod([ctr("app", signed)])) with external_data as mock_undefined
+	msgs(vs) == {"image \"registry.example.com/team/app:signed\" in container \"app\" (containers) is not allowed: the external data call to provider \"ratify-provider\" returned no usable result"}
+}
