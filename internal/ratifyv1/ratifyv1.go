@@ -50,7 +50,9 @@ const (
 // Main runs the plugin under Ratify's skel; it does not return.
 func Main(version string, started time.Time) {
 	p := &Plugin{Version: version, Started: started, Log: NewLogger(os.Stderr)}
+	cleanup := isolateStoreCache(p.Log)
 	skel.PluginMain("awssigner", SupportedVersion, p.VerifyReference, []string{SupportedVersion})
+	cleanup()
 }
 
 // Plugin is one plugin process.

@@ -3,7 +3,9 @@ package integration
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +92,52 @@ func TestRatifyServe(t *testing.T) {
 	anon, _ := srv.PKI.ClientTLS(false)
 	if _, _, err := srv.Query(c, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: anon}}, good); err == nil {
 		t.Error("a client without a certificate was served")
+	}
+}
+
+// TestRatifyServeConcurrentKeys verifies ten signed images in one request:
+// Ratify runs ten plugin processes at once. They must not trip over each
+// other's on-disk state (Ratify's shared ORAS cache layout is rewritten in
+// place by oras-go; see internal/ratifyv1/storecache.go).
+func TestRatifyServeConcurrentKeys(t *testing.T) {
+	s := newStack(t, true)
+	c := ctx(t)
+	var keys []string
+	for i := 0; i < 10; i++ {
+		ref, desc, err := s.PushImage(c, "team/app", fmt.Sprintf("c%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Sign(c, "team/app", desc, ""); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, ref)
+	}
+	cfg, err := s.RatifyConfig(pluginDir, "all", s.VerifierConfig("verifier-awssigner", "strict", nil, map[string]any{
+		"revocation": map[string]any{"timeout": "2s", "cacheTTL": "5m", "cacheDir": filepath.Join(s.Dir, "revocation")},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := harness.StartRatifyServe(c, ratifyBin, s.Dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	tlsCfg, _ := srv.PKI.ClientTLS(true)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	for round := 0; round < 3; round++ {
+		resp, _, err := srv.Query(c, client, keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range resp.Response.Items {
+			var v struct {
+				IsSuccess bool `json:"isSuccess"`
+			}
+			if err := json.Unmarshal(it.Value, &v); err != nil || !v.IsSuccess {
+				t.Errorf("round %d: %s not verified: %s %s", round, it.Key, it.Value, it.Error)
+			}
+		}
 	}
 }
