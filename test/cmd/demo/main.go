@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,8 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/signer"
 	"github.com/aws/aws-sdk-go-v2/service/signer/types"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signing"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 )
 
@@ -86,20 +85,26 @@ func run(bin string) error {
 	}
 	fmt.Printf("    %s\n    digest    %s\n", ref, desc.Digest)
 
-	step(4, "Signing it through AWS Signer SignPayload and pushing the Notation signature")
-	signed, err := signing.Sign(ctx, s.Clients, profileARN, desc)
-	if err != nil {
+	awssigner := filepath.Join(bin, "awssigner")
+	rootPEM := filepath.Join(dir, "signer-root.pem")
+	if err := os.WriteFile(rootPEM, s.Emulator.CA().RootPEM(), 0o600); err != nil {
 		return err
 	}
-	img, err := s.Image("demo/app")
-	if err != nil {
+	step(4, "awssigner sign %s --profile-arn %s   (AWS Signer SignPayload, then push the Notation signature)", ref, profileARN)
+	if _, err := cli(ctx, dir, awssigner, "sign", ref, "--profile-arn", profileARN, "--aws-endpoint", s.Emulator.URL(), "--plain-http"); err != nil {
 		return err
 	}
-	sig, err := img.PushSignature(ctx, desc, signed.Envelope, oci.MediaTypeJWS, signed.Metadata)
-	if err != nil {
-		return err
+	jobs := s.Emulator.Jobs()
+	if len(jobs) == 0 {
+		return fmt.Errorf("the emulator ran no signing job")
 	}
-	fmt.Printf("    job       %s\n    signature %s\n", signed.JobID, sig.Digest)
+	jobID := jobs[len(jobs)-1].ID
+
+	step(5, "awssigner verify %s --trusted-profile %s   (local check, same core as the plugin)", ref, profileARN)
+	localVerify := []string{"verify", ref, "--trusted-profile", profileARN, "--trust-store-pem", rootPEM, "--aws-endpoint", s.Emulator.URL(), "--plain-http"}
+	if code, err := cli(ctx, dir, awssigner, localVerify...); err != nil || code != 0 {
+		return fmt.Errorf("local verification: exit %d: %v", code, err)
+	}
 
 	cacheDir := filepath.Join(dir, "revocation-cache")
 	cfg, err := s.RatifyConfig(bin, "all", s.VerifierConfig("verifier-awssigner", "strict", []string{profileARN}, map[string]any{
@@ -108,29 +113,48 @@ func run(bin string) error {
 	if err != nil {
 		return err
 	}
-	step(5, "ratify verify -s %s   (trust policy: strict, trusted identity %s)", ref, profileARN)
+	step(6, "ratify verify -s %s   (Ratify v1.4.6 + awssigner plugin; strict, trusted identity %s)", ref, profileARN)
 	if err := verify(ctx, ratify, dir, cfg, ref); err != nil {
 		return err
 	}
-	step(6, "Verifying again: the revocation answer comes from the on-disk cache")
+	step(7, "Verifying again: the revocation answer comes from the plugin's on-disk cache")
 	if err := verify(ctx, ratify, dir, cfg, ref); err != nil {
 		return err
 	}
 	fmt.Printf("    GetRevocationStatus calls so far: %d\n", s.Emulator.Count("GetRevocationStatus"))
 
-	step(7, "aws signer revoke-signature --job-id %s --reason demo", signed.JobID)
-	if _, err := client.RevokeSignature(ctx, &signer.RevokeSignatureInput{JobId: aws.String(signed.JobID), Reason: aws.String("demo"), JobOwner: aws.String(signed.JobOwner)}); err != nil {
+	step(8, "aws signer revoke-signature --job-id %s --reason demo", jobID)
+	if _, err := client.RevokeSignature(ctx, &signer.RevokeSignatureInput{JobId: aws.String(jobID), Reason: aws.String("demo")}); err != nil {
 		return err
 	}
 	fmt.Println("    revoked; waiting 2s for the cached \"not revoked\" answer to expire (revocation.cacheTTL)")
 	time.Sleep(2100 * time.Millisecond)
 
-	step(8, "ratify verify -s %s", ref)
+	step(9, "ratify verify -s %s", ref)
 	if err := verify(ctx, ratify, dir, cfg, ref); err != nil {
 		return err
 	}
+	step(10, "awssigner verify %s   (the laptop/CI check agrees)", ref)
+	if code, err := cli(ctx, dir, awssigner, localVerify...); err != nil || code != 1 {
+		return fmt.Errorf("local verification after revocation: exit %d (want 1, refused): %v", code, err)
+	}
 	fmt.Printf("\nDone. Every process and file the demo started or wrote is gone (%s removed).\n", dir)
 	return nil
+}
+
+// cli runs the awssigner command line (no RATIFY_VERIFIER_COMMAND, so not
+// the plugin) with the demo's fake AWS credentials, indenting its output.
+func cli(ctx context.Context, dir, awssigner string, args ...string) (int, error) {
+	cmd := exec.CommandContext(ctx, awssigner, args...)
+	cmd.Env = harness.Env(dir)
+	out, err := cmd.CombinedOutput()
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		fmt.Println("    " + line)
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
 }
 
 func verify(ctx context.Context, ratify, dir, cfg, ref string) error {
