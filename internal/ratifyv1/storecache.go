@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -15,11 +16,17 @@ import (
 // writes it can read an empty file, and skel then fails the run with code 7
 // ("invalid OCI Image Index"). Several containers of one Pod verify
 // concurrently, so this happens in practice (our Gatekeeper-engine benchmark
-// hit it with ten containers). Each plugin run therefore gets a private
-// layout directory, removed when the run ends.
+// hit it with ten containers). Each plugin run therefore uses a layout no
+// other running process uses: one of a few slot directories, held with an
+// exclusive flock for the life of the process (the kernel releases it even
+// when skel exits early), so sequential runs still find a warm cache; when
+// every slot is busy, a temporary directory removed at the end.
 
-// staleRun is how old a leftover run directory must be to be swept (runs
-// that ended through skel's os.Exit leave theirs behind).
+// slots is how many warm cache layouts are kept.
+const slots = 8
+
+// staleRun is how old a leftover temporary directory must be to be swept
+// (runs that ended through skel's os.Exit leave theirs behind).
 const staleRun = 10 * time.Minute
 
 // isolateStoreCache rewrites the stdin document so the store uses a fresh
@@ -44,7 +51,7 @@ func isolateStoreCache(log *Logger) func() {
 		return func() {}
 	}
 	shared, _ := store["localCachePath"].(string)
-	dir, err := runDir(shared)
+	dir, temporary, err := runDir(shared)
 	if err != nil {
 		log.Warn("sharing Ratify's ORAS cache (no private directory: %v); concurrent runs may fail to open it", err)
 		restore()
@@ -59,32 +66,52 @@ func isolateStoreCache(log *Logger) func() {
 		}
 	}
 	serveStdin(raw)
+	if !temporary {
+		return func() {}
+	}
 	return func() { os.RemoveAll(dir) }
 }
 
-// runDir creates a private run directory under the first writable base:
-// the system temp directory, else a directory inside Ratify's shared cache
-// volume (writable in Ratify's chart even with a read-only root).
-func runDir(shared string) (string, error) {
+// runDir returns a cache directory no other running process uses, under
+// the first writable base: the system temp directory, else a directory
+// inside Ratify's shared cache volume (writable in Ratify's chart even with
+// a read-only root). temporary tells that it must be removed after the run.
+func runDir(shared string) (dir string, temporary bool, err error) {
 	bases := []string{filepath.Join(os.TempDir(), fmt.Sprintf("ratify-aws-signer-oras-%d", os.Getuid()))}
 	if shared != "" {
 		bases = append(bases, filepath.Join(shared, "awssigner-runs"))
 	}
-	var lastErr error
 	for _, base := range bases {
-		if err := os.MkdirAll(base, 0o700); err != nil {
-			lastErr = err
+		if err = os.MkdirAll(base, 0o700); err != nil {
 			continue
+		}
+		for i := 0; i < slots; i++ {
+			slot := filepath.Join(base, fmt.Sprintf("slot-%d", i))
+			if lockSlot(slot + ".lock") {
+				if err = healSlot(slot); err == nil {
+					return slot, false, nil
+				}
+			}
 		}
 		sweep(base)
-		dir, err := os.MkdirTemp(base, "run-")
-		if err != nil {
-			lastErr = err
-			continue
+		if dir, err = os.MkdirTemp(base, "run-"); err == nil {
+			return dir, true, nil
 		}
-		return dir, nil
 	}
-	return "", lastErr
+	return "", false, err
+}
+
+// healSlot makes sure a slot we hold holds a readable layout: a run killed
+// while oras-go rewrote index.json (Ratify kills plugins at its deadline)
+// leaves it truncated, which would fail every later run in this slot.
+func healSlot(slot string) error {
+	index := filepath.Join(slot, "index.json")
+	if b, err := os.ReadFile(index); err == nil && !json.Valid(b) {
+		if err := os.RemoveAll(slot); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(slot, 0o700)
 }
 
 func sweep(base string) {
@@ -94,6 +121,9 @@ func sweep(base string) {
 	}
 	cutoff := time.Now().Add(-staleRun)
 	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "run-") {
+			continue
+		}
 		if info, err := e.Info(); err == nil && e.IsDir() && info.ModTime().Before(cutoff) {
 			os.RemoveAll(filepath.Join(base, e.Name()))
 		}
