@@ -286,3 +286,22 @@ func RatifyVerify(ctx context.Context, ratify, dir, config, subject string) (*Ve
 	}
 	return out, nil
 }
+
+// MainWithPlugin is a TestMain body for packages that run the plugin
+// binary: it builds the binary into a temporary directory, hands its path
+// to use, runs the tests, removes the directory and returns the exit code.
+func MainWithPlugin(m interface{ Run() int }, use func(binary string)) int {
+	dir, err := os.MkdirTemp("", "awssigner-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	p, err := PluginBinary(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	use(p)
+	return m.Run()
+}

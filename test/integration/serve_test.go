@@ -33,17 +33,7 @@ func TestRatifyServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := harness.StartRatifyServe(c, ratifyBin, s.Dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-
-	tlsCfg, err := srv.PKI.ClientTLS(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	srv, client := serve(t, s, cfg)
 	resp, httpResp, err := srv.Query(c, client, good, unsigned, other, "not a reference")
 	if err != nil {
 		t.Fatal(err)
@@ -119,13 +109,7 @@ func TestRatifyServeConcurrentKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := harness.StartRatifyServe(c, ratifyBin, s.Dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	tlsCfg, _ := srv.PKI.ClientTLS(true)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	srv, client := serve(t, s, cfg)
 	for round := 0; round < 3; round++ {
 		resp, _, err := srv.Query(c, client, keys...)
 		if err != nil {
@@ -140,4 +124,20 @@ func TestRatifyServeConcurrentKeys(t *testing.T) {
 			}
 		}
 	}
+}
+
+// serve starts `ratify serve` with cfg and returns it with a client that
+// presents Gatekeeper's certificate.
+func serve(t *testing.T, s *harness.Stack, cfg string) (*harness.Server, *http.Client) {
+	t.Helper()
+	srv, err := harness.StartRatifyServe(ctx(t), ratifyBin, s.Dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	tlsCfg, err := srv.PKI.ClientTLS(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsCfg}}
 }
