@@ -101,12 +101,19 @@ func runDir(shared string) (dir string, temporary bool, err error) {
 	return "", false, err
 }
 
-// healSlot makes sure a slot we hold holds a readable layout: a run killed
-// while oras-go rewrote index.json (Ratify kills plugins at its deadline)
-// leaves it truncated, which would fail every later run in this slot.
+// maxSlotIndex bounds a slot's index.json: oras-go loads the whole index,
+// and walks the manifests it lists, every time a run opens the store, so an
+// ever-growing cache would make every run slower. A slot over the bound
+// starts afresh (about 140 cached manifests).
+const maxSlotIndex = 32 << 10
+
+// healSlot makes sure a slot we hold holds a readable, bounded layout: a run
+// killed while oras-go rewrote index.json (Ratify kills plugins at its
+// deadline) leaves it truncated, which would fail every later run in this
+// slot; and the layout is emptied once its index grows past maxSlotIndex.
 func healSlot(slot string) error {
 	index := filepath.Join(slot, "index.json")
-	if b, err := os.ReadFile(index); err == nil && !json.Valid(b) {
+	if b, err := os.ReadFile(index); err == nil && (len(b) > maxSlotIndex || !json.Valid(b)) {
 		if err := os.RemoveAll(slot); err != nil {
 			return err
 		}

@@ -39,6 +39,14 @@ func TestHealSlotRemovesATruncatedIndex(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(slot, "index.json")); err != nil {
 		t.Fatal("a valid index was removed")
 	}
+	big := `{"schemaVersion":2,"manifests":[` + strings.Repeat(`{"digest":"sha256:00","size":1},`, maxSlotIndex/20) + `{}]}`
+	os.WriteFile(filepath.Join(slot, "index.json"), []byte(big), 0o600)
+	if err := healSlot(slot); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(slot, "index.json")); !os.IsNotExist(err) {
+		t.Fatal("an oversized index was kept")
+	}
 }
 
 func TestIsolateStoreCacheRewritesOnlyTheCachePath(t *testing.T) {
