@@ -87,8 +87,12 @@ func TestVerifyRefusesWhatIsNotOneSignatureEnvelope(t *testing.T) {
 		reason verification.Reason
 		msg    string
 	}{
-		{"another artifact type", func(f *fakeStore, r *ocispecs.ReferenceDescriptor, _ *common.Reference) { r.ArtifactType = "application/spdx+json" }, verification.ErrRefused, verification.ReasonNotAWSSigner, "not a Notation signature"},
-		{"manifest not a signature", func(f *fakeStore, _ *ocispecs.ReferenceDescriptor, _ *common.Reference) { f.manifest.ArtifactType = "application/vnd.oci.empty.v1+json" }, verification.ErrRefused, verification.ReasonNotAWSSigner, "is not a Notation signature"},
+		{"another artifact type", func(f *fakeStore, r *ocispecs.ReferenceDescriptor, _ *common.Reference) {
+			r.ArtifactType = "application/spdx+json"
+		}, verification.ErrRefused, verification.ReasonNotAWSSigner, "not a Notation signature"},
+		{"manifest not a signature", func(f *fakeStore, _ *ocispecs.ReferenceDescriptor, _ *common.Reference) {
+			f.manifest.ArtifactType = "application/vnd.oci.empty.v1+json"
+		}, verification.ErrRefused, verification.ReasonNotAWSSigner, "is not a Notation signature"},
 		{"no envelope", func(f *fakeStore, _ *ocispecs.ReferenceDescriptor, _ *common.Reference) { f.manifest.Blobs = nil }, verification.ErrRefused, verification.ReasonNotAWSSigner, "has 0 layers"},
 		{"two envelopes", func(f *fakeStore, _ *ocispecs.ReferenceDescriptor, _ *common.Reference) {
 			f.manifest.Blobs = append(f.manifest.Blobs, blob)
