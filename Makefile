@@ -18,7 +18,17 @@ build: ## Build the awssigner plugin (static) and the emulator into bin/.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/signer-emulator ./test/cmd/signer-emulator
 
 .PHONY: tools
-tools: $(BIN)/ratify $(BIN)/opa ## Build the pinned third-party programs (Ratify v1.4.6, OPA) into bin/.
+tools: $(BIN)/ratify $(BIN)/opa $(BIN)/helm ## Build the pinned third-party programs (Ratify v1.4.6, OPA, Helm) into bin/.
+
+# Helm, pinned in tools/go.mod; version and Kubernetes version stamped as Helm's Makefile does.
+$(BIN)/helm: tools/go.mod tools/go.sum
+	@mkdir -p $(BIN)
+	cd tools && v=$$($(GO) list -m -f '{{.Version}}' helm.sh/helm/v3) && \
+	  k=$$($(GO) list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2) && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$$v \
+	    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$$k \
+	    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$$k" \
+	    -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
 
 $(BIN)/opa: tools/go.mod tools/go.sum
 	@mkdir -p $(BIN)
@@ -31,14 +41,28 @@ $(BIN)/ratify: tools/go.mod tools/go.sum
 	cd tools && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ratify github.com/ratify-project/ratify/cmd/ratify
 
 .PHONY: test
-test: lint tools ## Run every test: unit, emulator, contract, real Ratify, policies (opa + Gatekeeper's engine).
+test: lint tools chart-lint ## Run every test: unit, contract, real Ratify, policies (opa + Gatekeeper's engine), chart.
 	REQUIRE_INTEGRATION=1 $(GO) test -count=1 $(PKGS)
 	./policies/test.sh $(BIN)/opa
 	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./...
+	cd test/chart && $(GO) test -count=1 ./...
 
 .PHONY: policies
-policies: ## Regenerate policies/*/template.yaml from their Rego sources.
+policies: ## Regenerate policies/*/template.yaml from their Rego sources, and the chart's copies.
 	$(GO) run ./policies/gen
+	$(GO) run ./charts/gen
+
+.PHONY: chart-policies
+chart-policies: ## Copy policies/*/template.yaml into the Helm chart's templates.
+	$(GO) run ./charts/gen
+
+.PHONY: chart-lint
+chart-lint: $(BIN)/helm ## helm lint --strict the chart: defaults and every examples/*.yaml.
+	$(BIN)/helm lint --strict charts/ratify-aws-signer
+	@set -e; for f in charts/ratify-aws-signer/examples/*.yaml; do \
+	  echo "$(BIN)/helm lint --strict charts/ratify-aws-signer -f $$f"; \
+	  $(BIN)/helm lint --strict --quiet charts/ratify-aws-signer -f $$f; \
+	done
 
 .PHONY: bench-policy
 bench-policy: tools ## Gatekeeper-engine review time of a Pod with 10 containers (warm provider cache).
@@ -50,6 +74,7 @@ lint: ## gofmt and go vet (both modules).
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd test/gatekeeper && $(GO) vet ./...
+	cd test/chart && $(GO) vet ./...
 
 .PHONY: bench
 bench: bench-core bench-plugin bench-policy ## All benchmarks (tables).

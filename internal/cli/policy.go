@@ -132,12 +132,17 @@ type verifierSpec struct {
 	Parameters    pluginConfig `json:"parameters"`
 }
 
-// chartValues are the Helm values of the chart to come.
+// chartValues are values of the ratify-aws-signer Helm chart.
 type chartValues struct {
-	TrustedSigningProfiles []string `json:"trustedSigningProfiles"`
-	VerificationLevel      string   `json:"verificationLevel"`
-	RegistryScopes         []string `json:"registryScopes,omitempty"`
-	SkipRevocation         bool     `json:"skipRevocation,omitempty"`
+	TrustedSigningProfiles []string         `json:"trustedSigningProfiles"`
+	VerificationLevel      string           `json:"verificationLevel"`
+	RegistryScopes         []string         `json:"registryScopes,omitempty"`
+	Revocation             *chartRevocation `json:"revocation,omitempty"`
+}
+
+// chartRevocation is the chart's revocation switch.
+type chartRevocation struct {
+	Enabled bool `json:"enabled"`
 }
 
 // render builds the document of the given format; the returned bytes end in
@@ -171,7 +176,10 @@ func renderPolicy(p policySpec, format string) ([]byte, error) {
 			Spec:       verifierSpec{Name: verifierName, ArtifactTypes: signatureArtifact, Parameters: cfg},
 		})
 	case formatValues:
-		v := chartValues{TrustedSigningProfiles: doc.TrustPolicies[0].TrustedIdentities, VerificationLevel: p.level, SkipRevocation: p.skipRevocation}
+		v := chartValues{TrustedSigningProfiles: doc.TrustPolicies[0].TrustedIdentities, VerificationLevel: p.level}
+		if p.skipRevocation {
+			v.Revocation = &chartRevocation{Enabled: false}
+		}
 		if s := doc.TrustPolicies[0].RegistryScopes; len(s) != 1 || s[0] != "*" {
 			v.RegistryScopes = s
 		}

@@ -1,0 +1,24 @@
+// Package chart tests the Helm chart charts/ratify-aws-signer offline, with
+// the Helm SDK of the pinned Helm version:
+//
+//   - every documented example values file (and the defaults) is rendered as
+//     `helm install` would render it, and every rendered object is checked
+//     against the schema the API server would use: Ratify's CRDs and
+//     Gatekeeper's CRDs from their pinned modules, and for Constraints the
+//     CRD Gatekeeper generates from the ConstraintTemplate (match schema and
+//     the template's parameters schema), fields the API server would prune
+//     included;
+//   - the Verifier's parameters are decoded by the plugin's own strict
+//     decoder, so the chart never renders a configuration the plugin refuses;
+//   - values.schema.json refuses unknown keys and bad values with a clear
+//     message, `helm lint --strict` passes, and the chart's
+//     ConstraintTemplate is the policy in policies/ byte for byte;
+//   - the repository's Dockerfile builds the plugin into Ratify's image at
+//     the path Ratify looks in (text checks: there is no Docker engine here);
+//   - Ratify's own chart, rendered with the values docs/ratify-values/
+//     gives, runs what this project relies on, and the documentation
+//     (values reference, examples, IAM documents) matches the chart.
+//
+// The module is separate from the root module so that Helm and Gatekeeper
+// stay out of the plugin's dependency graph.
+package chart
