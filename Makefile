@@ -47,6 +47,25 @@ test: lint tools chart-lint ## Run every test: unit, contract, real Ratify, poli
 	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./...
 	cd test/chart && $(GO) test -count=1 ./...
 
+.PHONY: e2e
+e2e: $(BIN)/ratify $(BIN)/kube-apiserver $(BIN)/gatekeeper ## Cluster end to end on one machine: etcd, kube-apiserver, Gatekeeper, ratify serve as processes (no Docker).
+	@command -v etcd >/dev/null || { echo "etcd not found: installing the Debian package etcd-server"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y etcd-server; }
+	cd test/e2e && REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 15m -v ./...
+
+$(BIN)/kube-apiserver: tools/kube/go.mod tools/kube/go.sum
+	@mkdir -p $(BIN)
+	@echo "building kube-apiserver from tools/kube (first time: 10-20 minutes)..."
+	cd tools/kube && v=$$($(GO) list -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$$v \
+	    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$$(echo $$v | cut -d. -f2)" \
+	    -o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+
+$(BIN)/gatekeeper: tools/gatekeeper/go.mod tools/gatekeeper/go.sum
+	@mkdir -p $(BIN)
+	@echo "building the Gatekeeper manager from tools/gatekeeper (first time: 5-10 minutes)..."
+	cd tools/gatekeeper && CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/gatekeeper github.com/open-policy-agent/gatekeeper/v3
+
 .PHONY: policies
 policies: ## Regenerate policies/*/template.yaml from their Rego sources, and the chart's copies.
 	$(GO) run ./policies/gen
@@ -75,6 +94,7 @@ lint: ## gofmt and go vet (both modules).
 	$(GO) vet $(PKGS)
 	cd test/gatekeeper && $(GO) vet ./...
 	cd test/chart && $(GO) vet ./...
+	cd test/e2e && $(GO) vet ./...
 
 .PHONY: bench
 bench: bench-core bench-plugin bench-policy ## All benchmarks (tables).
