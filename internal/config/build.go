@@ -29,9 +29,12 @@ func New(c *Config, o BuildOptions) (*verification.Verifier, error) {
 		return nil, ErrNoConfig
 	}
 	c.Defaults()
-	store, err := truststore.New(c.TrustStores)
-	if err != nil {
-		return nil, &FieldError{Msg: err.Error()}
+	store := c.store
+	if store == nil { // a Config built in code, not decoded
+		var err error
+		if store, err = truststore.New(c.TrustStores); err != nil {
+			return nil, &FieldError{Msg: err.Error()}
+		}
 	}
 	appID := "ratify-aws-signer"
 	if o.Version != "" {

@@ -51,6 +51,10 @@ type Config struct {
 	TrustStores map[string]map[string][]string `json:"trustStores,omitempty"`
 	Revocation  Revocation                     `json:"revocation"`
 	AWS         AWS                            `json:"aws"`
+
+	// store is the trust store Validate built from TrustStores, reused by
+	// New so a plugin run parses its certificates once.
+	store *truststore.Store
 }
 
 // Revocation configures GetRevocationStatus calls.
@@ -143,9 +147,11 @@ func (c *Config) Validate() error {
 	if err := c.validatePolicy(); err != nil {
 		return err
 	}
-	if _, err := truststore.New(c.TrustStores); err != nil {
+	store, err := truststore.New(c.TrustStores)
+	if err != nil {
 		return &FieldError{Msg: err.Error()}
 	}
+	c.store = store
 	r := c.Revocation
 	if r.Timeout != nil && (time.Duration(*r.Timeout) <= 0 || time.Duration(*r.Timeout) > MaxTimeout) {
 		return fieldErr("revocation.timeout", "must be more than 0s and at most %s, got %s", MaxTimeout, time.Duration(*r.Timeout))

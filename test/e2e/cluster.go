@@ -13,19 +13,14 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,6 +41,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 )
 
 // Proc is a process started by the test, in its own process group.
@@ -125,16 +122,6 @@ func (ps *Procs) StopAll() {
 	}
 }
 
-// FreePort returns a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Fatal wraps an error that ends a Poll at once.
 type Fatal struct{ Err error }
 
@@ -189,63 +176,6 @@ func waitHTTP(p *Proc, client *http.Client, url, token string, timeout time.Dura
 	})
 }
 
-// CA is a throw-away certificate authority issuing loopback certificates.
-type CA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	PEM  []byte
-	File string
-}
-
-// NewCA writes ca.crt into dir.
-func NewCA(dir string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &CA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), File: filepath.Join(dir, "ca.crt")}
-	return ca, os.WriteFile(ca.File, ca.PEM, 0o600)
-}
-
-var serial int64 = 100
-
-// Issue writes dir/tls.crt and dir/tls.key for 127.0.0.1 with the given
-// extended key usages.
-func (ca *CA) Issue(dir, cn string, usages ...x509.ExtKeyUsage) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial++
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return err
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
-}
-
 // EnsureEtcd returns the etcd binary, installing the Debian package
 // etcd-server with apt-get when it is missing and we are root.
 func EnsureEtcd() (string, error) {
@@ -285,7 +215,7 @@ func StartControlPlane(ps *Procs, dir, logDir, apiserver string) (*ControlPlane,
 	cp := &ControlPlane{Dir: dir, Token: "e2e-admin-token"}
 	client, peer, secure := 0, 0, 0
 	for _, p := range []*int{&client, &peer, &secure} {
-		if *p, err = FreePort(); err != nil {
+		if *p, err = harness.FreePort(); err != nil {
 			return nil, err
 		}
 	}

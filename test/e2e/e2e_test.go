@@ -284,24 +284,24 @@ func TestAdmission(t *testing.T) {
 	// client certificate towards Ratify (mTLS).
 	pkiDir := filepath.Join(dir, "pki")
 	os.MkdirAll(pkiDir, 0o700)
-	ca, err := NewCA(pkiDir)
+	ca, err := harness.NewCA(pkiDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gkCerts, ratifyCerts := filepath.Join(pkiDir, "gatekeeper"), filepath.Join(pkiDir, "ratify")
-	if err := ca.Issue(gkCerts, "gatekeeper", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
+	if err := ca.IssueDir(gkCerts, "gatekeeper", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Issue(ratifyCerts, "ratify", x509.ExtKeyUsageServerAuth); err != nil {
+	if err := ca.IssueDir(ratifyCerts, "ratify", x509.ExtKeyUsageServerAuth); err != nil {
 		t.Fatal(err)
 	}
 	caBundle := base64.StdEncoding.EncodeToString(ca.PEM)
 
 	// Gatekeeper manager, out of cluster.
 	step("Gatekeeper manager")
-	gkPort, _ := FreePort()
-	gkHealth, _ := FreePort()
-	gkProm, _ := FreePort()
+	gkPort, _ := harness.FreePort()
+	gkHealth, _ := harness.FreePort()
+	gkProm, _ := harness.FreePort()
 	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "KUBECONFIG=" + cp.Kubeconfig}
 	gk, err := procs.Start(logDir, "gatekeeper", append(baseEnv, "POD_NAMESPACE="+gkNamespace, "POD_NAME=gatekeeper-e2e"), b.gatekeeper,
 		"--kubeconfig="+cp.Kubeconfig, "--debug-use-fake-pod",
@@ -340,8 +340,8 @@ func TestAdmission(t *testing.T) {
 	os.MkdirAll(ratifyHome, 0o700)
 	ratifyCfg := filepath.Join(ratifyHome, "config.json")
 	os.WriteFile(ratifyCfg, []byte(`{"logger":{"formatter":"text"},"executor":{"verificationRequestTimeout":4900,"mutationRequestTimeout":1950},"crl":{"cache":{"enabled":false}}}`), 0o600)
-	ratifyPort, _ := FreePort()
-	ratifyHealth, _ := FreePort()
+	ratifyPort, _ := harness.FreePort()
+	ratifyHealth, _ := harness.FreePort()
 	ratifyEnv := append(harness.Env(ratifyHome), "KUBECONFIG="+cp.Kubeconfig, "RATIFY_NAMESPACE="+gkNamespace, "AWS_REGION="+stack.Emulator.Region())
 	startRatify := func() *Proc {
 		p, err := procs.Start(logDir, "ratify", ratifyEnv, b.ratify, "serve",

@@ -409,7 +409,7 @@ func TestCases(t *testing.T) {
 	})
 	t.Run("Ratify unreachable fails closed", func(t *testing.T) {
 		clusterWide(t)
-		dead, err := harness.FreePort()
+		dead, err := harness.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}

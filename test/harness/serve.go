@@ -22,8 +22,79 @@ import (
 	"time"
 )
 
-// PKI is a throw-away CA with a server certificate for 127.0.0.1 and a
-// client certificate, written as PEM files in Dir.
+// CA is a throw-away certificate authority issuing loopback certificates.
+type CA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	// PEM is the CA certificate; File is where it was written.
+	PEM  []byte
+	File string
+}
+
+// NewCA creates a CA valid for a day and writes it to dir/ca.crt.
+func NewCA(dir string) (*CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "harness CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	ca := &CA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), File: filepath.Join(dir, "ca.crt")}
+	return ca, os.WriteFile(ca.File, ca.PEM, 0o600)
+}
+
+// Issue writes a certificate for 127.0.0.1/localhost with the given
+// extended key usages, and its key, as PEM files.
+func (ca *CA) Issue(certFile, keyFile, cn string, usages ...x509.ExtKeyUsage) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+}
+
+// IssueDir is Issue into dir/tls.crt and dir/tls.key, the names servers
+// such as ratify serve and Gatekeeper look for.
+func (ca *CA) IssueDir(dir, cn string, usages ...x509.ExtKeyUsage) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return ca.Issue(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), cn, usages...)
+}
+
+// PKI is a CA with a server certificate for 127.0.0.1 and a client
+// certificate, written as PEM files in Dir.
 type PKI struct {
 	Dir string
 	// CA, server (tls.crt/tls.key, the names ratify serve wants) and client.
@@ -33,52 +104,16 @@ type PKI struct {
 
 // NewPKI writes the files under dir.
 func NewPKI(dir string) (*PKI, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := NewCA(dir)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "harness CA"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	p := &PKI{Dir: dir, CAFile: filepath.Join(dir, "ca.crt"), ServerCert: filepath.Join(dir, "tls.crt"), ServerKey: filepath.Join(dir, "tls.key"),
+	p := &PKI{Dir: dir, CAFile: ca.File, CAPEM: ca.PEM, ServerCert: filepath.Join(dir, "tls.crt"), ServerKey: filepath.Join(dir, "tls.key"),
 		ClientCert: filepath.Join(dir, "client.crt"), ClientKey: filepath.Join(dir, "client.key")}
-	p.CAPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	if err := os.WriteFile(p.CAFile, p.CAPEM, 0o600); err != nil {
+	if err := ca.Issue(p.ServerCert, p.ServerKey, "127.0.0.1", x509.ExtKeyUsageServerAuth); err != nil {
 		return nil, err
 	}
-	issue := func(serial int64, cn string, usage x509.ExtKeyUsage, certFile, keyFile string) error {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			return err
-		}
-		kb, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-			return err
-		}
-		return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
-	}
-	if err := issue(2, "127.0.0.1", x509.ExtKeyUsageServerAuth, p.ServerCert, p.ServerKey); err != nil {
-		return nil, err
-	}
-	if err := issue(3, "gatekeeper", x509.ExtKeyUsageClientAuth, p.ClientCert, p.ClientKey); err != nil {
+	if err := ca.Issue(p.ClientCert, p.ClientKey, "gatekeeper", x509.ExtKeyUsageClientAuth); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -109,14 +144,20 @@ type Server struct {
 	LogFile string
 }
 
-// FreePort returns a loopback address with a free port.
-func FreePort() (string, error) {
+// FreePort returns a free loopback TCP port.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	defer l.Close()
-	return l.Addr().String(), nil
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr returns "127.0.0.1:PORT" with a free port.
+func FreeAddr() (string, error) {
+	port, err := FreePort()
+	return fmt.Sprintf("127.0.0.1:%d", port), err
 }
 
 // StartRatifyServe starts `ratify serve` over HTTPS (TLS 1.3, client
@@ -126,11 +167,11 @@ func StartRatifyServe(ctx context.Context, ratify, dir, config string) (*Server,
 	if err != nil {
 		return nil, err
 	}
-	addr, err := FreePort()
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	health, err := FreePort()
+	health, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
