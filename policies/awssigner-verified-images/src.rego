@@ -37,6 +37,16 @@ verifier_name := v if {
 	v != ""
 } else := "awssigner"
 
+# Ratify scope: keys are sent as "[<scope>]<image>", so Ratify verifies them
+# with the NamespacedVerifier (and NamespacedPolicy) of that namespace only,
+# whatever cluster-wide Verifiers another release installed. Empty: plain
+# keys, Ratify's cluster-wide resources.
+ratify_namespace := n if {
+	n := params.ratifyNamespace
+	is_string(n)
+	n != ""
+} else := ""
+
 exempt_images := [e | some e in as_list(params.exemptImages); is_string(e); e != ""]
 
 # A non-empty allowedSigningProfiles restricts the profiles, even when its
@@ -96,16 +106,68 @@ valid_image(img) if {
 	img != ""
 }
 
+# An image reference split into repository, tag and digest
+# ("reg/repo:tag@sha256:..." -> "reg/repo", "tag", "sha256:...").
+without_digest(img) := split(img, "@")[0]
+
+digest_of(img) := d if {
+	parts := split(img, "@")
+	count(parts) > 1
+	d := parts[1]
+} else := ""
+
+repository(img) := r if {
+	s := without_digest(img)
+	segs := split(s, "/")
+	last := segs[count(segs) - 1]
+	contains(last, ":")
+	r := concat("/", array.concat(array.slice(segs, 0, count(segs) - 1), [split(last, ":")[0]]))
+} else := without_digest(img)
+
+tag_of(img) := t if {
+	s := without_digest(img)
+	segs := split(s, "/")
+	last := segs[count(segs) - 1]
+	contains(last, ":")
+	t := split(last, ":")[1]
+} else := ""
+
+# A prefix pattern ("reg/platform/*") matches whatever follows, tag or
+# digest form alike.
 exempt(img) if {
 	some e in exempt_images
 	endswith(e, "*")
 	startswith(img, trim_suffix(e, "*"))
 }
 
+# An entry without tag or digest is a repository: it matches the image in
+# its tag form and in the digest form Ratify's mutation writes.
 exempt(img) if {
 	some e in exempt_images
 	not endswith(e, "*")
-	img == e
+	tag_of(e) == ""
+	digest_of(e) == ""
+	repository(img) == e
+}
+
+# An entry with a digest matches that digest of the repository, tagged or not.
+exempt(img) if {
+	some e in exempt_images
+	not endswith(e, "*")
+	digest_of(e) != ""
+	repository(img) == repository(e)
+	digest_of(img) == digest_of(e)
+}
+
+# An entry with a tag only matches that tag (it cannot match once Ratify's
+# mutation has replaced the tag with the digest; prefer repositories).
+exempt(img) if {
+	some e in exempt_images
+	not endswith(e, "*")
+	digest_of(e) == ""
+	tag_of(e) != ""
+	repository(img) == repository(e)
+	tag_of(img) == tag_of(e)
 }
 
 # Containers whose image is sent to Ratify.
@@ -118,7 +180,11 @@ checked contains c if {
 # The keys of the single external data call: plain image references,
 # unique and sorted. Only strings get here, so the argument is always
 # well formed (a malformed one would make the call silently undefined).
-keys := sort({c.image | some c in checked})
+keys := sort({key_of(c.image) | some c in checked})
+
+key_of(img) := sprintf("[%s]%s", [ratify_namespace, img]) if ratify_namespace != ""
+
+key_of(img) := img if ratify_namespace == ""
 
 response := external_data({"provider": provider, "keys": keys}) if count(keys) > 0
 
@@ -136,14 +202,14 @@ key_errors(img) := [sprintf("%v", [pair[1]]) |
 	some pair in as_array(response.errors)
 	is_array(pair)
 	count(pair) > 1
-	pair[0] == img
+	pair[0] == key_of(img)
 ]
 
 key_values(img) := [pair[1] |
 	some pair in as_array(response.responses)
 	is_array(pair)
 	count(pair) > 1
-	pair[0] == img
+	pair[0] == key_of(img)
 ]
 
 # ---------------------------------------------------------------- reports
@@ -213,6 +279,88 @@ statuses_of(rs) := sort({s |
 
 short_json(x) := substring(json.marshal(x), 0, 300)
 
+# ---------------------------------------------------------------- causes
+
+# Words registries and Ratify's auth providers use when credentials are
+# missing or refused (HTTP 401/403, ECR token failures, Docker config).
+auth_words := [
+	"401", "403", "unauthorized", "authentication required", "forbidden",
+	"denied", "basic credential not found", "no basic auth credentials",
+	"auth provider failed", "could not get ecr auth token", "credential",
+]
+
+auth_failure(text) if {
+	t := lower(text)
+	some w in auth_words
+	contains(t, w)
+}
+
+# The plugin's answer when its configuration does not decode or build.
+config_marker := "invalid awssigner verifier configuration"
+
+# Ratify's per-key error when the scope has no verifier at all.
+no_verifier_marker := "at least one verifier"
+
+# What one failing report of ours says about the cause.
+report_text(r) := concat(" ", [object.get(r, "message", ""), object.get(r, "errorReason", "")]) if {
+	is_string(object.get(r, "message", ""))
+	is_string(object.get(r, "errorReason", ""))
+} else := ""
+
+report_reason(r) := x if {
+	x := r.extensions.reason
+	is_string(x)
+} else := ""
+
+cause(r) := "config_invalid" if {
+	contains(lower(report_text(r)), config_marker)
+} else := "aws_unreachable" if {
+	report_reason(r) == "revocationUnavailable"
+} else := "registry_auth_failed" if {
+	report_reason(r) == "registryUnavailable"
+	auth_failure(report_text(r))
+} else := "verification_failed"
+
+cause_hint := {
+	"config_invalid": "the awssigner Verifier's parameters are invalid; fix the chart values (or the Verifier's spec.parameters) and check them with `awssigner verify --config`",
+	"aws_unreachable": "AWS Signer could not be asked about revocation; check the network path and IAM permission signer:GetRevocationStatus of Ratify's identity",
+	"registry_auth_failed": "the registry refused Ratify's credentials; check Ratify's Store authProvider (awsEcrBasic needs IRSA with ecr:GetAuthorizationToken and ecr:BatchGetImage)",
+	"verification_failed": "",
+}
+
+hinted(msg, code) := msg if cause_hint[code] == ""
+
+hinted(msg, code) := sprintf("%s; %s", [msg, cause_hint[code]]) if cause_hint[code] != ""
+
+# Reports that are verifier results with a name (not Ratify's anonymous
+# "no verification results" report).
+named(r) if {
+	some field in ["name", "type", "verifierName", "verifierType"]
+	is_string(r[field])
+	r[field] != ""
+}
+
+other_verifiers(v) := sort({label |
+	some r in reports(v)
+	named(r)
+	not is_ours(r)
+	label := verifier_label(r)
+})
+
+verifier_label(r) := sprintf("%s (type %s)", [n, t]) if {
+	n := object.get(r, "name", object.get(r, "verifierName", ""))
+	t := object.get(r, "type", object.get(r, "verifierType", ""))
+	n != ""
+	t != ""
+	n != t
+} else := n if {
+	n := object.get(r, "name", object.get(r, "verifierName", object.get(r, "type", object.get(r, "verifierType", ""))))
+}
+
+absent_hint := sprintf("Ratify has no %q verifier in scope %q and fell back to its cluster-wide verifiers: check `kubectl get namespacedverifiers -n %s` (the chart's NamespacedVerifier is missing or was refused)", [verifier_name, ratify_namespace, ratify_namespace]) if ratify_namespace != ""
+
+absent_hint := sprintf("with Ratify's config policy only the first verifier whose artifactTypes match runs on a signature, in random order: remove the other verifier claiming Notation signatures, or install the chart's Ratify scope (parameter ratifyNamespace) so only %q runs", [verifier_name]) if ratify_namespace == ""
+
 # ---------------------------------------------------------------- verdicts
 
 # Why one Ratify answer does not admit the image; undefined when it does.
@@ -229,9 +377,25 @@ value_problem(v) := p if {
 		"reason": sprintf("Ratify's answer for it has no boolean isSuccess: %s", [short_json(v)]),
 	}
 } else := p if {
-	every r in reports(v) {
-		not is_ours(r)
+	count(ours(v)) == 0
+	others := other_verifiers(v)
+	count(others) > 0
+	p := {
+		"code": "verifier_absent",
+		"reason": sprintf("Ratify ran %s on its signature instead of the %q verifier (it says: %s); %s", [concat(", ", others), verifier_name, notes(reports(v)), absent_hint]),
 	}
+} else := p if {
+	count(ours(v)) == 0
+	every r in reports(v) {
+		not named(r)
+	}
+	unsigned_text(v)
+	p := {
+		"code": "unsigned",
+		"reason": "it has no signature: Ratify found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it",
+	}
+} else := p if {
+	count(ours(v)) == 0
 	said := notes(reports(v))
 	said != ""
 	p := {
@@ -245,12 +409,13 @@ value_problem(v) := p if {
 		"reason": sprintf("no report from the %q verifier (is Ratify's verifier named or typed %q?)", [verifier_name, verifier_name]),
 	}
 } else := p if {
-	every r in ours(v) {
-		not succeeded(r)
-	}
+	failing := [r | some r in ours(v); not succeeded(r)]
+	count(failing) == count(ours(v))
+	causes := {cause(r) | some r in failing}
+	code := single_or(causes, "verification_failed")
 	p := {
-		"code": "verification_failed",
-		"reason": sprintf("the %q verifier refused it: %s", [verifier_name, notes(ours(v))]),
+		"code": code,
+		"reason": hinted(sprintf("the %q verifier refused it: %s", [verifier_name, notes(failing)]), code),
 	}
 } else := p if {
 	good := [r | some r in ours(v); succeeded(r)]
@@ -272,6 +437,51 @@ value_problem(v) := p if {
 	}
 }
 
+single_or(xs, _) := x if {
+	count(xs) == 1
+	some x in xs
+}
+
+single_or(xs, fallback) := fallback if count(xs) != 1
+
+# Ratify's config policy answers an image without signatures with no report
+# or one anonymous "No verification results" report.
+unsigned_text(v) if count(reports(v)) == 0
+
+unsigned_text(v) if {
+	some r in reports(v)
+	contains(lower(report_text(r)), "no verification results")
+}
+
+# A per-key error from Ratify, classified.
+error_problem(errs) := p if {
+	some e in errs
+	contains(lower(e), "no verification results")
+	p := {
+		"code": "unsigned",
+		"reason": sprintf("it has no signature: Ratify found no Notation signature attached to it (%s); sign it with `awssigner sign <image> --profile-arn <ARN>` and push the signature next to it", [concat("; ", errs)]),
+	}
+} else := p if {
+	some e in errs
+	contains(lower(e), no_verifier_marker)
+	p := {
+		"code": "verifier_absent",
+		"reason": sprintf("Ratify has no verifier to run for it (%s); install the chart's Verifier, or check `kubectl get namespacedverifiers,verifiers -A`", [concat("; ", errs)]),
+	}
+} else := p if {
+	some e in errs
+	auth_failure(e)
+	p := {
+		"code": "registry_auth_failed",
+		"reason": hinted(sprintf("Ratify could not read it from the registry: %s", [concat("; ", errs)]), "registry_auth_failed"),
+	}
+} else := p if {
+	p := {
+		"code": "provider_error",
+		"reason": sprintf("Ratify returned an error for it: %s", [concat("; ", errs)]),
+	}
+}
+
 # Why an image sent to Ratify is not admitted; undefined when it is.
 problem(img) := p if {
 	system_error
@@ -288,10 +498,7 @@ problem(img) := p if {
 } else := p if {
 	errs := key_errors(img)
 	count(errs) > 0
-	p := {
-		"code": "provider_error",
-		"reason": sprintf("Ratify returned an error for it: %s", [concat("; ", errs)]),
-	}
+	p := error_problem(errs)
 } else := p if {
 	count(key_values(img)) == 0
 	p := {
@@ -306,14 +513,51 @@ problem(img) := p if {
 
 # ---------------------------------------------------------------- violations
 
+# The digest the answer is about: the image's own, else the one our plugin
+# reports having resolved the tag to (extensions.subjectDigest), else "".
+verified_digest(img) := d if {
+	d := digest_of(img)
+	d != ""
+} else := d if {
+	some v in key_values(img)
+	some r in ours(v)
+	d := r.extensions.subjectDigest
+	is_string(d)
+	d != ""
+} else := ""
+
+# The image as the user wrote it, when Gatekeeper still has it: on UPDATE
+# the old object's container of the same name and list, if it named the
+# same repository differently (Ratify's mutation replaces tags by digests).
+written_as(c) := w if {
+	old := pod_spec(input.review.oldObject)
+	some o in as_array(old[c.list])
+	container_name(o) == c.name
+	w := o.image
+	is_string(w)
+	w != c.image
+	repository(w) == repository(c.image)
+} else := ""
+
+image_label(c) := sprintf("image %q (written as %q)", [c.image, written_as(c)]) if written_as(c) != ""
+
+image_label(c) := sprintf("image %q", [c.image]) if written_as(c) == ""
+
+digest_note(img) := sprintf(" [digest %s]", [verified_digest(img)]) if verified_digest(img) != ""
+
+digest_note(img) := "" if verified_digest(img) == ""
+
 violation contains {"msg": msg, "details": details} if {
 	some c in checked
 	p := problem(c.image)
-	msg := sprintf("image %q in container %q (%s) is not allowed: %s", [c.image, c.name, c.list, p.reason])
+	msg := sprintf("%s in container %q (%s) is not allowed: %s%s", [image_label(c), c.name, c.list, p.reason, digest_note(c.image)])
 	details := {
 		"container": c.name,
 		"containerType": c.list,
 		"image": c.image,
+		"writtenAs": written_as(c),
+		"digest": verified_digest(c.image),
+		"ratifyKey": key_of(c.image),
 		"reason": p.code,
 		"provider": provider,
 		"verifierName": verifier_name,
