@@ -42,7 +42,8 @@ $(BIN)/ratify: tools/go.mod tools/go.sum
 
 .PHONY: test
 test: lint tools chart-lint ## Run every test: unit, contract, real Ratify, policies (opa + Gatekeeper's engine), chart.
-	REQUIRE_INTEGRATION=1 $(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -race ./internal/... ./plugins/...
+	REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./test/...
 	./policies/test.sh $(BIN)/opa
 	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./...
 	cd test/chart && $(GO) test -count=1 ./...
@@ -113,12 +114,13 @@ bench-core: ## In-process verification vs. its P-384 crypto floor (table of medi
 	done | $(BIN)/benchtable -base BenchmarkCryptoFloor
 
 .PHONY: fuzz
-fuzz: ## Fuzz envelope parsing and config decoding for 30s each.
+fuzz: ## Fuzz envelope parsing, config decoding and signature-manifest reading for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzVerifyEnvelope -fuzztime 30s -fuzzminimizetime 0 ./internal/verification/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 30s ./internal/signature/
 
 .PHONY: demo
-demo: tools build ## Sign an image through the AWS Signer emulator, verify it with Ratify, revoke, verify again.
+demo: $(BIN)/ratify build ## Sign an image through the AWS Signer emulator, verify it with Ratify, revoke, verify again.
 	@$(GO) run ./test/cmd/demo -bin $(BIN)
 
 .PHONY: clean

@@ -11,20 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/notaryproject/notation-plugin-framework-go/plugin"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
-)
-
-// Name is the plugin name AWS Signer signatures carry in
-// io.cncf.notary.verificationPlugin.
-const Name = "com.amazonaws.signer.notation.plugin"
-
-// The AWS Signer extended attributes.
-const (
-	AttrProfileVersion = "com.amazonaws.signer.signingProfileVersion"
-	AttrSigningJob     = "com.amazonaws.signer.signingJob"
 )
 
 // DefaultVersion is the version reported to notation (strict SemVer).
@@ -50,14 +40,14 @@ type Manager struct {
 
 // Get implements notation-go's plugin.Manager.
 func (m Manager) Get(_ context.Context, name string) (plugin.Plugin, error) {
-	if name != Name {
-		return nil, plugin.NewGenericErrorf("verification plugin %q is not available: this verifier only has %q (the signature is not an AWS Signer signature)", name, Name)
+	if name != awssigner.PluginName {
+		return nil, plugin.NewGenericErrorf("verification plugin %q is not available: this verifier only has %q (the signature is not an AWS Signer signature)", name, awssigner.PluginName)
 	}
 	return m.Plugin, nil
 }
 
 // List implements notation-go's plugin.Manager.
-func (m Manager) List(context.Context) ([]string, error) { return []string{Name}, nil }
+func (m Manager) List(context.Context) ([]string, error) { return []string{awssigner.PluginName}, nil }
 
 // GetMetadata implements plugin.GenericPlugin.
 func (p *Plugin) GetMetadata(context.Context, *plugin.GetMetadataRequest) (*plugin.GetMetadataResponse, error) {
@@ -66,7 +56,7 @@ func (p *Plugin) GetMetadata(context.Context, *plugin.GetMetadataRequest) (*plug
 		v = DefaultVersion
 	}
 	return &plugin.GetMetadataResponse{
-		Name:                      Name,
+		Name:                      awssigner.PluginName,
 		Description:               "AWS Signer verification, in-process (ratify-aws-signer)",
 		Version:                   v,
 		URL:                       "https://docs.aws.amazon.com/signer",
@@ -101,8 +91,8 @@ func (p *Plugin) VerifySignature(ctx context.Context, req *plugin.VerifySignatur
 		return nil, err
 	}
 	attrs := req.Signature.CriticalAttributes.ExtendedAttributes
-	rec.ProfileVersionARN, _ = attrs[AttrProfileVersion].(string)
-	rec.JobARN, _ = attrs[AttrSigningJob].(string)
+	rec.ProfileVersionARN, _ = attrs[awssigner.AttrProfileVersion].(string)
+	rec.JobARN, _ = attrs[awssigner.AttrSigningJob].(string)
 
 	results := map[plugin.Capability]*plugin.VerificationResult{}
 	identityFailed := false
@@ -110,14 +100,14 @@ func (p *Plugin) VerifySignature(ctx context.Context, req *plugin.VerifySignatur
 		if c != plugin.CapabilityTrustedIdentityVerifier {
 			continue
 		}
-		sig, ok := attrs[AttrProfileVersion].(string)
+		sig, ok := attrs[awssigner.AttrProfileVersion].(string)
 		if !ok {
-			err := plugin.NewValidationErrorf("unable to parse attribute %q.", AttrProfileVersion)
+			err := plugin.NewValidationErrorf("unable to parse attribute %q.", awssigner.AttrProfileVersion)
 			rec.PluginError = err
 			return nil, err
 		}
 		rec.Identity.Checked = true
-		if matched, ok := MatchIdentity(sig, req.TrustPolicy.TrustedIdentities); ok {
+		if matched, ok := awssigner.MatchIdentity(sig, req.TrustPolicy.TrustedIdentities); ok {
 			rec.Identity.Matched = matched
 			results[c] = &plugin.VerificationResult{Success: true, Reason: "Signature publisher matched \"" + matched + "\" trusted identity."}
 		} else {
@@ -142,19 +132,19 @@ func (p *Plugin) VerifySignature(ctx context.Context, req *plugin.VerifySignatur
 	}
 	return &plugin.VerifySignatureResponse{
 		VerificationResults: results,
-		ProcessedAttributes: []interface{}{AttrProfileVersion, AttrSigningJob},
+		ProcessedAttributes: []interface{}{awssigner.AttrProfileVersion, awssigner.AttrSigningJob},
 	}, nil
 }
 
 func (p *Plugin) checkRevocation(ctx context.Context, req *plugin.VerifySignatureRequest, rec *Record) (*plugin.VerificationResult, error) {
 	attrs := req.Signature.CriticalAttributes.ExtendedAttributes
-	profileVersion, ok := attrs[AttrProfileVersion].(string)
+	profileVersion, ok := attrs[awssigner.AttrProfileVersion].(string)
 	if !ok {
-		return nil, plugin.NewValidationErrorf("unable to parse attribute %q.", AttrProfileVersion)
+		return nil, plugin.NewValidationErrorf("unable to parse attribute %q.", awssigner.AttrProfileVersion)
 	}
-	job, ok := attrs[AttrSigningJob].(string)
+	job, ok := attrs[awssigner.AttrSigningJob].(string)
 	if !ok {
-		return nil, plugin.NewValidationErrorf("unable to parse attribute %q.", AttrSigningJob)
+		return nil, plugin.NewValidationErrorf("unable to parse attribute %q.", awssigner.AttrSigningJob)
 	}
 	hashes, err := revocation.CertificateHashes(req.Signature.CertificateChain)
 	if err != nil {
@@ -219,49 +209,8 @@ func validate(req *plugin.VerifySignatureRequest) error {
 	if ca.AuthenticSigningTime == nil || ca.AuthenticSigningTime.IsZero() {
 		return plugin.NewValidationError("missing authenticSigningTime")
 	}
-	if !strings.EqualFold(ca.SigningScheme, "notary.x509.signingAuthority") {
+	if !strings.EqualFold(ca.SigningScheme, awssigner.SigningScheme) {
 		return plugin.NewValidationErrorf("'%s' signing scheme is not supported", ca.SigningScheme)
 	}
 	return nil
-}
-
-// MatchIdentity applies AWS Signer's trusted-identity rule to the signed
-// profile-version ARN sig. Only signing-profile ARNs count (anything else in
-// the list is ignored); a profile ARN (3 path segments) matches every version
-// of that profile, a profile-version ARN (4 segments) matches exactly; both
-// compare case-insensitively. The first match wins.
-func MatchIdentity(sig string, identities []string) (string, bool) {
-	cut := strings.LastIndex(sig, "/")
-	for _, id := range identities {
-		a, err := arn.Parse(id)
-		if err != nil || a.Service != "signer" || !strings.HasPrefix(a.Resource, "/signing-profiles/") {
-			continue
-		}
-		switch len(strings.Split(a.Resource, "/")) {
-		case 3:
-			if cut >= 0 && strings.EqualFold(sig[:cut], id) {
-				return id, true
-			}
-		case 4:
-			if strings.EqualFold(sig, id) {
-				return id, true
-			}
-		}
-	}
-	return "", false
-}
-
-// SignerIdentities returns the entries of identities that MatchIdentity
-// considers (signing-profile and profile-version ARNs).
-func SignerIdentities(identities []string) []string {
-	var out []string
-	for _, id := range identities {
-		a, err := arn.Parse(id)
-		if err == nil && a.Service == "signer" && strings.HasPrefix(a.Resource, "/signing-profiles/") {
-			if n := len(strings.Split(a.Resource, "/")); n == 3 || n == 4 {
-				out = append(out, id)
-			}
-		}
-	}
-	return out
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/notaryproject/notation-plugin-framework-go/plugin"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
 )
 
@@ -16,44 +17,6 @@ const (
 	sigARN     = "arn:aws:signer:us-west-2:111122223333:/signing-profiles/MyProfile/AbCdEf1234"
 	profileARN = "arn:aws:signer:us-west-2:111122223333:/signing-profiles/MyProfile"
 )
-
-func TestMatchIdentity(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		identities []string
-		want       string
-	}{
-		{"profile ARN matches any version", []string{profileARN}, profileARN},
-		{"profile ARN case-insensitive", []string{"arn:aws:signer:US-WEST-2:111122223333:/signing-profiles/MYPROFILE"}, "arn:aws:signer:US-WEST-2:111122223333:/signing-profiles/MYPROFILE"},
-		{"upper-case ARN prefix is not an ARN", []string{strings.ToUpper(profileARN)}, ""},
-		{"profile name case-insensitive", []string{strings.Replace(profileARN, "MyProfile", "myprofile", 1)}, strings.Replace(profileARN, "MyProfile", "myprofile", 1)},
-		{"profile-version ARN exact", []string{sigARN}, sigARN},
-		{"profile-version ARN case-insensitive", []string{strings.ToLower(sigARN)}, strings.ToLower(sigARN)},
-		{"other version", []string{profileARN + "/ZZZZZZZZZZ"}, ""},
-		{"other profile", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other"}, ""},
-		{"other account", []string{"arn:aws:signer:us-west-2:999999999999:/signing-profiles/MyProfile"}, ""},
-		{"other region", []string{"arn:aws:signer:us-east-1:111122223333:/signing-profiles/MyProfile"}, ""},
-		{"other partition", []string{"arn:aws-us-gov:signer:us-west-2:111122223333:/signing-profiles/MyProfile"}, ""},
-		{"prefix is no wildcard", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profiles/My"}, ""},
-		{"singular signing-profile ignored", []string{"arn:aws:signer:us-west-2:111122223333:/signing-profile/MyProfile"}, ""},
-		{"job ARN ignored", []string{"arn:aws:signer:us-west-2:111122223333:/signing-jobs/x"}, ""},
-		{"x509 subject ignored", []string{"x509.subject:CN=AWS Signer", profileARN}, profileARN},
-		{"non-signer service ignored", []string{"arn:aws:iam::111122223333:/signing-profiles/MyProfile"}, ""},
-		{"five segments never match", []string{sigARN + "/extra"}, ""},
-		{"empty list", nil, ""},
-		{"first match wins", []string{sigARN, profileARN}, sigARN},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := MatchIdentity(sigARN, tc.identities)
-			if got != tc.want || ok != (tc.want != "") {
-				t.Fatalf("MatchIdentity = %q, %v; want %q", got, ok, tc.want)
-			}
-		})
-	}
-	if _, ok := MatchIdentity("no-slash", []string{profileARN}); ok {
-		t.Fatal("a malformed signed ARN matched")
-	}
-}
 
 type fakeChecker struct {
 	answer revocation.Answer
@@ -77,7 +40,7 @@ func request(identities []string, caps ...plugin.Capability) *plugin.VerifySigna
 				ContentType:          "application/vnd.cncf.notary.payload.v1+json",
 				SigningScheme:        "notary.x509.signingAuthority",
 				AuthenticSigningTime: &ts,
-				ExtendedAttributes:   map[string]interface{}{AttrProfileVersion: sigARN, AttrSigningJob: "arn:aws:signer:us-west-2:111122223333:/signing-jobs/j"},
+				ExtendedAttributes:   map[string]interface{}{awssigner.AttrProfileVersion: sigARN, awssigner.AttrSigningJob: "arn:aws:signer:us-west-2:111122223333:/signing-jobs/j"},
 			},
 			CertificateChain: knownChainDER,
 		},
@@ -101,10 +64,10 @@ func TestVerifySignatureRequestErrors(t *testing.T) {
 		{"no signing time", func(r *plugin.VerifySignatureRequest) { r.Signature.CriticalAttributes.AuthenticSigningTime = nil }, plugin.ErrorCodeValidation, "missing authenticSigningTime"},
 		{"scheme", func(r *plugin.VerifySignatureRequest) { r.Signature.CriticalAttributes.SigningScheme = "notary.x509" }, plugin.ErrorCodeValidation, "'notary.x509' signing scheme is not supported"},
 		{"profile attribute not a string", func(r *plugin.VerifySignatureRequest) {
-			r.Signature.CriticalAttributes.ExtendedAttributes[AttrProfileVersion] = 42.0
+			r.Signature.CriticalAttributes.ExtendedAttributes[awssigner.AttrProfileVersion] = 42.0
 		}, plugin.ErrorCodeValidation, `unable to parse attribute "com.amazonaws.signer.signingProfileVersion"`},
 		{"job attribute missing", func(r *plugin.VerifySignatureRequest) {
-			delete(r.Signature.CriticalAttributes.ExtendedAttributes, AttrSigningJob)
+			delete(r.Signature.CriticalAttributes.ExtendedAttributes, awssigner.AttrSigningJob)
 		}, plugin.ErrorCodeValidation, `unable to parse attribute "com.amazonaws.signer.signingJob"`},
 		{"bad chain", func(r *plugin.VerifySignatureRequest) { r.Signature.CertificateChain = [][]byte{[]byte("x")} }, plugin.ErrorCodeValidation, "unable to parse certificates"},
 	} {
@@ -141,7 +104,7 @@ func TestVerifySignatureResults(t *testing.T) {
 		if r := resp.VerificationResults[plugin.CapabilityRevocationCheckVerifier]; !r.Success || r.Reason != "Signature is not revoked." {
 			t.Fatalf("revocation: %+v", r)
 		}
-		if len(resp.ProcessedAttributes) != 2 || resp.ProcessedAttributes[0] != AttrProfileVersion || resp.ProcessedAttributes[1] != AttrSigningJob {
+		if len(resp.ProcessedAttributes) != 2 || resp.ProcessedAttributes[0] != awssigner.AttrProfileVersion || resp.ProcessedAttributes[1] != awssigner.AttrSigningJob {
 			t.Fatalf("processed attributes: %v", resp.ProcessedAttributes)
 		}
 		if fc.calls != 1 || fc.got.ProfileVersionARN != sigARN || len(fc.got.CertificateHashes) != 4 || !fc.got.SigningTime.Equal(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)) {
@@ -198,12 +161,12 @@ func TestManagerAndMetadata(t *testing.T) {
 	if _, err := m.Get(context.Background(), "com.example.other"); err == nil {
 		t.Fatal("another plugin name was served")
 	}
-	p, err := m.Get(context.Background(), Name)
+	p, err := m.Get(context.Background(), awssigner.PluginName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	md, _ := p.GetMetadata(context.Background(), &plugin.GetMetadataRequest{})
-	if md.Name != Name || md.Version != DefaultVersion || len(md.Capabilities) != 2 {
+	if md.Name != awssigner.PluginName || md.Version != DefaultVersion || len(md.Capabilities) != 2 {
 		t.Fatalf("%+v", md)
 	}
 	if _, err := p.GenerateEnvelope(context.Background(), nil); err == nil {

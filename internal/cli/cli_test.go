@@ -21,6 +21,7 @@ import (
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ecrauth"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
 
 const (
@@ -49,7 +50,7 @@ func TestPolicyInitOutputsDecode(t *testing.T) {
 		}
 		check := func(what string, cfg *config.Config) {
 			t.Helper()
-			p := cfg.TrustPolicyDoc.TrustPolicies[0]
+			p := cfg.TrustPolicy.TrustPolicies[0]
 			if p.SignatureVerification.VerificationLevel != "permissive" || len(p.TrustedIdentities) != len(profiles) || p.RegistryScopes[0] != "*" {
 				t.Errorf("%s: policy %+v", what, p)
 			}
@@ -112,8 +113,12 @@ func TestPolicyInitOutputsDecode(t *testing.T) {
 		}
 		check("verifier", cfg)
 		// verify --config takes the manifest as it is.
-		if cfg, err = decodeConfigFile([]byte(r.stdout)); err != nil {
+		doc, err := decodeConfigFile([]byte(r.stdout))
+		if err != nil {
 			t.Fatalf("decodeConfigFile(verifier): %v", err)
+		}
+		if cfg, err = doc.Resolve(); err != nil {
+			t.Fatalf("resolve(verifier): %v", err)
 		}
 		check("verifier via --config", cfg)
 
@@ -141,7 +146,7 @@ func TestPolicyInitOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := cfg.TrustPolicyDoc.TrustPolicies[0]
+	p := cfg.TrustPolicy.TrustPolicies[0]
 	if len(p.RegistryScopes) != 2 || p.SignatureVerification.Override["revocation"] != "skip" {
 		t.Errorf("policy %+v", p)
 	}
@@ -304,17 +309,18 @@ func TestOverrides(t *testing.T) {
 		{overrides{awsRegion: "mars"}, "--aws-region"},
 		{overrides{awsEndpoint: "signer.example"}, "--aws-endpoint"},
 		{overrides{revocationTimeout: time.Hour}, "--revocation-timeout"},
+		{overrides{awsRegion: "mars", revocationTimeout: time.Hour}, "--revocation-timeout: must be more than 0s and at most 30s, got 1h0m0s; --aws-region: \"mars\" is not an AWS region name"},
 	} {
-		err := tc.o.apply(&config.Config{TrustPolicyDoc: doc})
+		_, err := tc.o.apply(&config.Document{TrustPolicyDoc: doc})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.o, err, tc.want)
 		}
 	}
-	cfg := &config.Config{TrustPolicyDoc: doc}
-	if err := (overrides{awsRegion: "eu-west-1", awsEndpoint: "http://127.0.0.1:1", revocationTimeout: time.Second}).apply(cfg); err != nil {
+	cfg, err := (overrides{awsRegion: "eu-west-1", awsEndpoint: "http://127.0.0.1:1", revocationTimeout: time.Second}).apply(&config.Document{TrustPolicyDoc: doc})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.AWS.Region != "eu-west-1" || cfg.AWS.Endpoint != "http://127.0.0.1:1" || time.Duration(*cfg.Revocation.Timeout) != time.Second {
+	if cfg.AWS.Region != "eu-west-1" || cfg.AWS.Endpoint != "http://127.0.0.1:1" || cfg.Revocation.Timeout != time.Second {
 		t.Errorf("config %+v", cfg)
 	}
 }
@@ -392,7 +398,7 @@ func TestConclude(t *testing.T) {
 	} {
 		r := &verifyReport{Reference: "r@sha256:x", Image: "r:v"}
 		for _, v := range tc.verdicts {
-			r.Signatures = append(r.Signatures, signatureReport{Verdict: v})
+			r.Signatures = append(r.Signatures, verification.Report{Verdict: v})
 		}
 		r.conclude()
 		if r.Verdict != tc.want || r.Verified != (tc.want == verdictVerified) {
@@ -400,17 +406,6 @@ func TestConclude(t *testing.T) {
 		}
 		if len(tc.verdicts) == 0 && !strings.Contains(r.Message, "no Notation signature found") {
 			t.Errorf("message %q", r.Message)
-		}
-	}
-}
-
-func TestIsRegionName(t *testing.T) {
-	for s, want := range map[string]bool{
-		"us-west-2": true, "us-gov-west-1": true, "cn-north-1": true, "ap-southeast-4": true,
-		"x": false, "us-west": false, "US-WEST-2": false, "us--2": false, "usa-west-2": false, "us-west-2a": false, "": false,
-	} {
-		if isRegionName(s) != want {
-			t.Errorf("isRegionName(%q) = %t", s, !want)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func readFile(path string) ([]byte, error) {
 // Ratify Verifier resource (its spec.parameters), or a Ratify config.json
 // (its verifier.plugins entry named or typed awssigner). Errors name the
 // file and the field path within it.
-func loadConfig(path string) (*config.Config, error) {
+func loadConfig(path string) (*config.Document, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
@@ -56,12 +56,12 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 // decodeConfigFile is loadConfig for the file's content.
-func decodeConfigFile(data []byte) (*config.Config, error) {
+func decodeConfigFile(data []byte) (*config.Document, error) {
 	top, err := genericObject(data)
 	if err != nil {
 		// Not an object we can look into: let the configuration decoder
 		// say what is wrong with it.
-		return config.Decode(data)
+		return config.DecodeDocument(data)
 	}
 	kind, _ := top["kind"].(string)
 	apiVersion, _ := top["apiVersion"].(string)
@@ -80,12 +80,12 @@ func decodeConfigFile(data []byte) (*config.Config, error) {
 			return decodeRatifyConfig(plugins)
 		}
 	}
-	return config.Decode(data)
+	return config.DecodeDocument(data)
 }
 
 // decodeRatifyConfig picks the awssigner entry of a Ratify config.json's
 // verifier.plugins.
-func decodeRatifyConfig(plugins []any) (*config.Config, error) {
+func decodeRatifyConfig(plugins []any) (*config.Document, error) {
 	found := -1
 	for i, p := range plugins {
 		m, _ := p.(map[string]any)
@@ -104,7 +104,7 @@ func decodeRatifyConfig(plugins []any) (*config.Config, error) {
 
 // decodeNested decodes a configuration found at path in a larger document,
 // with errors naming the full path.
-func decodeNested(path string, v any) (*config.Config, error) {
+func decodeNested(path string, v any) (*config.Document, error) {
 	if v == nil {
 		return nil, &config.FieldError{Path: path, Msg: "required: the awssigner verifier configuration (trustPolicyDoc, …)"}
 	}
@@ -112,7 +112,7 @@ func decodeNested(path string, v any) (*config.Config, error) {
 	if err != nil {
 		return nil, &config.FieldError{Path: path, Msg: err.Error()}
 	}
-	cfg, err := config.DecodeJSON(raw)
+	cfg, err := config.DecodeDocumentJSON(raw)
 	if err != nil {
 		var fe *config.FieldError
 		if errors.As(err, &fe) {
@@ -173,22 +173,23 @@ func flagFor(path string) string {
 	return ""
 }
 
-// apply changes cfg and validates it again. The trust store PEM files
-// replace signingAuthority:aws-signer-ts (the AWS Signer root).
-func (o overrides) apply(cfg *config.Config) error {
+// apply changes the document and resolves it. The trust store PEM files
+// replace signingAuthority:aws-signer-ts (the AWS Signer root). Every
+// problem is reported, by flag where a flag set it.
+func (o overrides) apply(cfg *config.Document) (*config.Config, error) {
 	if len(o.trustStorePEM) > 0 {
 		var certs []string
 		for _, path := range o.trustStorePEM {
 			data, err := readFile(path)
 			if err != nil {
-				return fmt.Errorf("--trust-store-pem: %w", err)
+				return nil, fmt.Errorf("--trust-store-pem: %w", err)
 			}
 			if _, err := truststore.ParsePEM(data); err != nil {
-				return fmt.Errorf("--trust-store-pem %s: %v; give a PEM file of CERTIFICATE blocks", path, err)
+				return nil, fmt.Errorf("--trust-store-pem %s: %v; give a PEM file of CERTIFICATE blocks", path, err)
 			}
 			abs, err := filepath.Abs(path)
 			if err != nil {
-				return fmt.Errorf("--trust-store-pem %s: %w", path, err)
+				return nil, fmt.Errorf("--trust-store-pem %s: %w", path, err)
 			}
 			certs = append(certs, abs)
 		}
@@ -210,15 +211,27 @@ func (o overrides) apply(cfg *config.Config) error {
 		d := config.Duration(o.revocationTimeout)
 		cfg.Revocation.Timeout = &d
 	}
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		var fe *config.FieldError
-		if errors.As(err, &fe) {
-			if flag := flagFor(fe.Path); flag != "" {
-				return fmt.Errorf("%s: %s", flag, fe.Msg)
-			}
-		}
-		return err
+	resolved, err := cfg.Resolve()
+	if err == nil {
+		return resolved, nil
 	}
-	return nil
+	var fes []*config.FieldError
+	var all config.Errors
+	var one *config.FieldError
+	switch {
+	case errors.As(err, &all):
+		fes = all
+	case errors.As(err, &one):
+		fes = []*config.FieldError{one}
+	default:
+		return nil, err
+	}
+	msgs := make([]string, len(fes))
+	for i, fe := range fes {
+		msgs[i] = fe.Error()
+		if flag := flagFor(fe.Path); flag != "" {
+			msgs[i] = flag + ": " + fe.Msg
+		}
+	}
+	return nil, errors.New(strings.Join(msgs, "; "))
 }

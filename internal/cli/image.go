@@ -3,13 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/errdef"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 )
 
 // maxSignatures bounds the signatures read for one image (notation's
@@ -49,7 +49,7 @@ func resolve(ctx context.Context, img oci.Image, what, advice string) (ocispec.D
 	if errors.Is(err, errdef.ErrNotFound) {
 		return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: the registry has no manifest %q in %s; check the tag or digest%s", what, img.Ref, img.Ref.Reference, img.Repository(), advice)
 	}
-	return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: %v; %s", what, img.Ref, err, registryHint(err))
+	return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: %v; %s", what, img.Ref, err, signature.Hint(err))
 }
 
 // readSubject opens, resolves and lists the signatures of reference.
@@ -64,7 +64,7 @@ func (a *app) readSubject(ctx context.Context, cmd *cobra.Command, reference str
 	}
 	sigs, err := img.Signatures(ctx, desc)
 	if err != nil {
-		return nil, failErr("could not list the Notation signatures of %s@%s: %v; %s", img.Repository(), desc.Digest, err, registryHint(err))
+		return nil, failErr("could not list the Notation signatures of %s@%s: %v; %s", img.Repository(), desc.Digest, err, signature.Hint(err))
 	}
 	s := &subject{Given: reference, Image: img, Desc: desc, Signatures: sigs}
 	if len(sigs) > maxSignatures {
@@ -76,20 +76,3 @@ func (a *app) readSubject(ctx context.Context, cmd *cobra.Command, reference str
 
 // Reference is "<registry>/<repository>@<digest>".
 func (s *subject) Reference() string { return s.Image.Repository() + "@" + s.Desc.Digest.String() }
-
-// fetch reads one signature, checking it refers to the subject.
-func (s *subject) fetch(ctx context.Context, d ocispec.Descriptor) (*oci.Signature, error) {
-	sig, err := s.Image.FetchSignature(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	if sig.Subject != nil && sig.Subject.Digest != s.Desc.Digest {
-		return sig, &subjectMismatch{fmt.Sprintf("signature manifest %s refers to %s, not to the image %s", d.Digest, sig.Subject.Digest, s.Desc.Digest)}
-	}
-	return sig, nil
-}
-
-// subjectMismatch is a signature listed for an image it does not refer to.
-type subjectMismatch struct{ msg string }
-
-func (e *subjectMismatch) Error() string { return e.msg }

@@ -21,12 +21,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awsplugin"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
+	sigread "github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 )
-
-// Notation's signed attribute naming the verification plugin.
-const attrVerificationPlugin = "io.cncf.notary.verificationPlugin"
 
 type inspectReport struct {
 	Image      string            `json:"image"`
@@ -131,19 +128,20 @@ func (a *app) runInspect(ctx context.Context, cmd *cobra.Command, reference stri
 	rep := &inspectReport{Image: reference, Reference: s.Reference(), MediaType: s.Desc.MediaType, Size: s.Desc.Size, Signatures: []inspectedSigRep{}, NotRead: s.Skipped}
 	var readErr error
 	for _, d := range s.Signatures {
-		sig, err := s.fetch(ctx, d)
-		var mismatch *subjectMismatch
-		if err != nil && !errors.As(err, &mismatch) {
+		// The subject is compared here, not by Read, so that a signature
+		// of another image is still shown.
+		sig, err := sigread.Read(ctx, s.Image.Repo, d, "")
+		if err != nil {
 			rep.Signatures = append(rep.Signatures, inspectedSigRep{Digest: d.Digest.String(), Annotations: d.Annotations, Error: err.Error()})
-			if registryUnavailable(err) && readErr == nil {
-				readErr = failErr("could not read signature %s of %s: %v; %s", d.Digest, s.Reference(), err, registryHint(err))
+			if errors.Is(err, sigread.ErrUnavailable) && readErr == nil {
+				readErr = failErr("could not read signature %s of %s: %v", d.Digest, s.Reference(), err)
 			}
 			continue
 		}
-		r := inspectSignature(s.Desc, sig.Envelope, sig.MediaType)
+		r := inspectSignature(s.Desc, sig.Envelope, sig.EnvelopeDescriptor.MediaType)
 		r.Digest, r.Annotations = d.Digest.String(), sig.Annotations
-		if mismatch != nil {
-			r.Error = mismatch.Error()
+		if sig.Subject != nil && sig.Subject.Digest != s.Desc.Digest {
+			r.Error = fmt.Sprintf("signature manifest %s refers to %s, not to the image %s", d.Digest, sig.Subject.Digest, s.Desc.Digest)
 		}
 		rep.Signatures = append(rep.Signatures, r)
 	}
@@ -172,33 +170,22 @@ func inspectSignature(subject ocispec.Descriptor, envelope []byte, mediaType str
 		return r
 	}
 	si := content.SignerInfo
+	facts := awssigner.FactsOf(&si)
 	r.SignatureAlgorithm = algorithmName(si.SignatureAlgorithm)
-	r.SigningScheme = string(si.SignedAttributes.SigningScheme)
-	if t := si.SignedAttributes.SigningTime; !t.IsZero() {
-		t = t.UTC()
+	r.SigningScheme = facts.SigningScheme
+	if t := facts.SigningTime; !t.IsZero() {
 		r.SigningTime = &t
 	}
-	if t := si.SignedAttributes.Expiry; !t.IsZero() {
-		t = t.UTC()
+	if t := facts.Expiry; !t.IsZero() {
 		r.Expiry = &t
 	}
+	r.SigningProfileVersionARN, r.SigningJobARN, r.SigningProfileARN = facts.SigningProfileVersionARN, facts.SigningJobARN, facts.SigningProfileARN
+	r.VerificationPlugin = facts.VerificationPlugin
 	r.SigningAgent = si.UnsignedAttributes.SigningAgent
 	r.Timestamped = len(si.UnsignedAttributes.TimestampSignature) > 0
 	for _, at := range si.SignedAttributes.ExtendedAttributes {
 		key := fmt.Sprint(at.Key)
 		r.Attributes = append(r.Attributes, attribute{Key: key, Critical: at.Critical, Value: at.Value})
-		val, _ := at.Value.(string)
-		switch key {
-		case awsplugin.AttrProfileVersion:
-			r.SigningProfileVersionARN = val
-		case awsplugin.AttrSigningJob:
-			r.SigningJobARN = val
-		case attrVerificationPlugin:
-			r.VerificationPlugin = val
-		}
-	}
-	if p, err := signerapi.ParseProfileARN(r.SigningProfileVersionARN); err == nil {
-		r.SigningProfileARN = p.Unversioned()
 	}
 	pl := &payload{ContentType: content.Payload.ContentType}
 	var body struct {

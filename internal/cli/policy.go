@@ -10,8 +10,8 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/truststore"
 )
 
@@ -64,7 +64,7 @@ func (p policySpec) document(profileFlag string) (*trustpolicy.Document, error) 
 	seen := map[string]bool{}
 	var ids []string
 	for _, s := range p.profiles {
-		arn, err := signerapi.ParseProfileARN(strings.TrimSpace(s))
+		arn, err := awssigner.ParseProfileARN(strings.TrimSpace(s))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", profileFlag, err)
 		}

@@ -2,17 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"sync"
 
-	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/errcode"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ecrauth"
@@ -78,39 +72,4 @@ func credentialFunc(ecr *ecrauth.Source, docker func() (credentials.Store, error
 		}
 		return auth.EmptyCredential, err
 	}
-}
-
-// registryUnavailable reports whether err is a failure to reach or read the
-// registry (as opposed to content that is wrong).
-func registryUnavailable(err error) bool {
-	var resp *errcode.ErrorResponse
-	var netErr net.Error
-	var urlErr *url.Error
-	return errors.As(err, &resp) || errors.As(err, &netErr) || errors.As(err, &urlErr) ||
-		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, errdef.ErrNotFound)
-}
-
-// registryHint says what to do about a registry failure.
-func registryHint(err error) string {
-	var resp *errcode.ErrorResponse
-	if errors.As(err, &resp) {
-		switch resp.StatusCode {
-		case 401, 403:
-			return "check your registry credentials (docker login, or AWS credentials with ecr:GetAuthorizationToken for Amazon ECR)"
-		case 404:
-			return "check the repository name, tag or digest"
-		}
-	}
-	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-		return "the registry speaks plain HTTP: add --plain-http"
-	}
-	var urlErr *url.Error
-	if errors.As(err, &urlErr) {
-		return "check that the registry is reachable (and give --plain-http for a registry without TLS)"
-	}
-	if errors.Is(err, errdef.ErrNotFound) {
-		return "check the repository name, tag or digest"
-	}
-	return "check the reference and that the registry is reachable"
 }

@@ -3,14 +3,15 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signing"
 )
@@ -72,11 +73,11 @@ on the profile; registry credentials as for every command.`),
 }
 
 // checkProfileARN accepts exactly a signing-profile ARN (no version).
-func checkProfileARN(cmd *cobra.Command, s string) (signerapi.ProfileARN, error) {
+func checkProfileARN(cmd *cobra.Command, s string) (awssigner.ProfileARN, error) {
 	if s == "" {
-		return signerapi.ProfileARN{}, usageErr(cmd, "--profile-arn is required: the AWS Signer signing profile to sign with, arn:aws:signer:<region>:<account>:/signing-profiles/<name>")
+		return awssigner.ProfileARN{}, usageErr(cmd, "--profile-arn is required: the AWS Signer signing profile to sign with, arn:aws:signer:<region>:<account>:/signing-profiles/<name>")
 	}
-	p, err := signerapi.ParseProfileARN(s)
+	p, err := awssigner.ParseProfileARN(s)
 	if err != nil {
 		return p, usageErr(cmd, "--profile-arn: %v; sign with a signing-profile ARN such as arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod", err)
 	}
@@ -92,14 +93,20 @@ func (a *app) runSign(cmd *cobra.Command, reference string, f *signFlags) error 
 		return err
 	}
 	if f.awsEndpoint != "" {
-		if u, err := url.Parse(f.awsEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageErr(cmd, "--aws-endpoint %q is not an http(s) URL", f.awsEndpoint)
+		if err := awssigner.CheckEndpoint(f.awsEndpoint); err != nil {
+			return usageErr(cmd, "--aws-endpoint: %v", err)
 		}
 	}
-	if f.awsRegion != "" && !isRegionName(f.awsRegion) {
-		return usageErr(cmd, "--aws-region %q is not an AWS region name (e.g. us-west-2)", f.awsRegion)
+	if f.awsRegion != "" {
+		if err := awssigner.CheckRegion(f.awsRegion); err != nil {
+			return usageErr(cmd, "--aws-region: %v", err)
+		}
 	}
-	clients := signerapi.NewFactory(signerapi.Options{Region: f.awsRegion, Endpoint: f.awsEndpoint, AppID: "ratify-aws-signer_" + a.version})
+	clients, err := signerapi.NewFactory(signerapi.Options{Region: f.awsRegion, Endpoint: f.awsEndpoint, AppID: "ratify-aws-signer_" + a.version,
+		MaxAttempts: config.DefaultMaxAttempts, MaxBackoff: config.DefaultMaxBackoff})
+	if err != nil {
+		return failErr("%v", err)
+	}
 	region, err := clients.RegionFor(profile.Unversioned())
 	if err != nil {
 		return usageErr(cmd, "--profile-arn: %v", err)
@@ -122,23 +129,23 @@ func (a *app) runSign(cmd *cobra.Command, reference string, f *signFlags) error 
 	if err != nil {
 		return failErr("nothing signed: %v; check the profile exists and is active in %s, and that the AWS identity of the SDK default credential chain may call signer:SignPayload on it", err, region)
 	}
-	sigDesc, err := img.PushSignature(ctx, desc, signed.Envelope, oci.MediaTypeJWS, signed.Metadata)
+	sigDesc, err := img.PushSignature(ctx, desc, signed.Envelope, signature.MediaTypeJWS, signed.Metadata)
 	if err != nil {
-		return failErr("AWS Signer signed %s (job %s) but the signature could not be pushed to %s: %v; %s, then sign again", desc.Digest, signed.JobID, img.Repository(), err, registryHint(err))
+		return failErr("AWS Signer signed %s (job %s) but the signature could not be pushed to %s: %v; %s, then sign again", desc.Digest, signed.JobID, img.Repository(), err, signature.Hint(err))
 	}
 	rep := signReport{
 		Image:             reference,
 		Reference:         img.Repository() + "@" + desc.Digest.String(),
 		Subject:           desc,
 		SignatureDigest:   sigDesc.Digest.String(),
-		Signature:         ocispec.Descriptor{MediaType: sigDesc.MediaType, ArtifactType: oci.ArtifactTypeSignature, Digest: sigDesc.Digest, Size: sigDesc.Size},
+		Signature:         ocispec.Descriptor{MediaType: sigDesc.MediaType, ArtifactType: signature.ArtifactType, Digest: sigDesc.Digest, Size: sigDesc.Size},
 		SigningProfileARN: profile.Unversioned(),
 		SigningJobID:      signed.JobID,
 		SigningJobOwner:   signed.JobOwner,
 		Annotations:       signed.Metadata,
 	}
 	// The job and profile version as signed into the envelope.
-	if info := inspectSignature(desc, signed.Envelope, oci.MediaTypeJWS); info.Error == "" {
+	if info := inspectSignature(desc, signed.Envelope, signature.MediaTypeJWS); info.Error == "" {
 		rep.SigningProfileVersionARN, rep.SigningJobARN = info.SigningProfileVersionARN, info.SigningJobARN
 		rep.SigningTime, rep.Expiry = info.SigningTime, info.Expiry
 	}
@@ -158,27 +165,6 @@ func (a *app) runSign(cmd *cobra.Command, reference string, f *signFlags) error 
 	}
 	kv.line("signature", rep.SignatureDigest)
 	return nil
-}
-
-// isRegionName checks the shape of an AWS region name: lower-case words
-// joined by hyphens, ending in a number (us-west-2, us-gov-west-1).
-func isRegionName(s string) bool {
-	parts := strings.Split(s, "-")
-	if len(parts) < 3 || len(parts[0]) != 2 {
-		return false
-	}
-	for i, p := range parts {
-		if p == "" {
-			return false
-		}
-		for _, c := range p {
-			last := i == len(parts)-1
-			if (last && (c < '0' || c > '9')) || (!last && (c < 'a' || c > 'z')) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func orDefault(s, def string) string {

@@ -8,18 +8,18 @@ import (
 	"strings"
 	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
 
 // Verdicts, for an image and for each signature.
 const (
-	verdictVerified      = "verified"
-	verdictRefused       = "refused"
-	verdictCouldNotCheck = "couldNotCheck"
+	verdictVerified      = verification.VerdictVerified
+	verdictRefused       = verification.VerdictRefused
+	verdictCouldNotCheck = verification.VerdictCouldNotCheck
 )
 
 type verifyFlags struct {
@@ -40,20 +40,9 @@ type verifyReport struct {
 	Verified  bool   `json:"verified"`
 	Message   string `json:"message"`
 	// Signatures holds one entry per Notation signature, in listing order.
-	Signatures []signatureReport `json:"signatures"`
+	Signatures []verification.Report `json:"signatures"`
 	// NotChecked counts signatures beyond the limit that were not read.
 	NotChecked int `json:"notChecked,omitempty"`
-}
-
-// signatureReport is one signature's verdict and everything the core
-// established about it.
-type signatureReport struct {
-	Digest      string `json:"signatureDigest"`
-	Verdict     string `json:"verdict"`
-	Reason      string `json:"reason,omitempty"`
-	FailedCheck string `json:"failedCheck,omitempty"`
-	Message     string `json:"message"`
-	*verification.Result
 }
 
 func (a *app) verifyCommand() *cobra.Command {
@@ -103,7 +92,7 @@ could not be checked (exit 2) when a signature could not be checked.`),
 
 // verifierConfig builds the configuration from --config or the quick flags.
 func (f *verifyFlags) verifierConfig(cmd *cobra.Command) (*config.Config, error) {
-	var cfg *config.Config
+	var cfg *config.Document
 	if f.configFile != "" {
 		for _, name := range []string{"trusted-profile", "level"} {
 			if cmd.Flags().Changed(name) {
@@ -122,12 +111,16 @@ func (f *verifyFlags) verifierConfig(cmd *cobra.Command) (*config.Config, error)
 		if err != nil {
 			return nil, usageErr(cmd, "%v", err)
 		}
-		cfg = &config.Config{TrustPolicyDoc: doc}
+		cfg = &config.Document{TrustPolicyDoc: doc}
 	}
-	if err := f.overrides.apply(cfg); err != nil {
+	resolved, err := f.overrides.apply(cfg)
+	if err != nil {
 		return nil, usageErr(cmd, "%v", err)
 	}
-	return cfg, nil
+	for _, w := range resolved.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "Warning: %s\n", w)
+	}
+	return resolved, nil
 }
 
 func (a *app) runVerify(cmd *cobra.Command, reference string, f *verifyFlags) error {
@@ -135,7 +128,8 @@ func (a *app) runVerify(cmd *cobra.Command, reference string, f *verifyFlags) er
 	if err != nil {
 		return err
 	}
-	v, err := config.New(cfg, config.BuildOptions{Version: a.version})
+	// In memory, for this run only: a revocation shows up at once.
+	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.MemoryCache, Version: a.version})
 	if err != nil {
 		return failErr("build the verifier: %v", err)
 	}
@@ -149,9 +143,11 @@ func (a *app) runVerify(cmd *cobra.Command, reference string, f *verifyFlags) er
 	if err != nil {
 		return err
 	}
-	rep := &verifyReport{Image: reference, Reference: s.Reference(), MediaType: s.Desc.MediaType, Size: s.Desc.Size, Signatures: []signatureReport{}, NotChecked: s.Skipped}
+	rep := &verifyReport{Image: reference, Reference: s.Reference(), MediaType: s.Desc.MediaType, Size: s.Desc.Size, Signatures: []verification.Report{}, NotChecked: s.Skipped}
+	subject := verification.Subject{Repository: s.Image.Repository(), Descriptor: s.Desc}
 	for _, d := range s.Signatures {
-		rep.Signatures = append(rep.Signatures, verifyOne(ctx, v, s, d))
+		res, err := v.VerifyReferrer(ctx, s.Image.Repo, subject, d)
+		rep.Signatures = append(rep.Signatures, verification.NewReport(d.Digest.String(), res, err))
 	}
 	rep.conclude()
 	if a.json() {
@@ -166,47 +162,6 @@ func (a *app) runVerify(cmd *cobra.Command, reference string, f *verifyFlags) er
 		return &exitError{code: ExitRefused, err: errors.New(rep.Message), silent: true}
 	}
 	return &exitError{code: ExitFailed, err: errors.New(rep.Message), silent: true}
-}
-
-// verifyOne reads and verifies one signature; every failure is a verdict.
-func verifyOne(ctx context.Context, v *verification.Verifier, s *subject, d ocispec.Descriptor) signatureReport {
-	r := signatureReport{Digest: d.Digest.String()}
-	fail := func(e *verification.Error) signatureReport {
-		r.Verdict, r.Reason, r.FailedCheck, r.Message = verdictRefused, string(e.Reason), e.Check, e.Msg
-		if e.Kind == verification.KindUnavailable {
-			r.Verdict = verdictCouldNotCheck
-		}
-		return r
-	}
-	sig, err := s.fetch(ctx, d)
-	if err != nil {
-		var mismatch *subjectMismatch
-		switch {
-		case errors.As(err, &mismatch):
-			return fail(&verification.Error{Kind: verification.KindRefused, Reason: verification.ReasonSubjectMismatch, Check: "fetch", Msg: err.Error()})
-		case registryUnavailable(err):
-			return fail(&verification.Error{Kind: verification.KindUnavailable, Reason: verification.ReasonRegistry, Check: "fetch",
-				Msg: fmt.Sprintf("could not read signature %s: %v; %s", d.Digest, err, registryHint(err))})
-		}
-		return fail(&verification.Error{Kind: verification.KindRefused, Reason: verification.ReasonNotAWSSigner, Check: "fetch",
-			Msg: fmt.Sprintf("signature %s is not a readable Notation signature: %v", d.Digest, err)})
-	}
-	res, err := v.Verify(ctx, verification.Input{
-		Envelope:   sig.Envelope,
-		MediaType:  sig.MediaType,
-		Subject:    s.Desc,
-		Repository: s.Image.Repository(),
-	})
-	r.Result = res
-	if err == nil {
-		r.Verdict, r.Message = verdictVerified, res.Message()
-		return r
-	}
-	var ve *verification.Error
-	if !errors.As(err, &ve) {
-		ve = &verification.Error{Kind: verification.KindUnavailable, Reason: verification.ReasonInput, Check: "verify", Msg: err.Error()}
-	}
-	return fail(ve)
 }
 
 // conclude sets the image's verdict: verified when one signature verified;
@@ -255,7 +210,7 @@ func (r *verifyReport) print(w io.Writer) {
 	}
 	for _, s := range r.Signatures {
 		fmt.Fprintln(w)
-		s.print(w)
+		printSignature(w, s)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "%s: %s\n", verdictWord(r.Verdict), r.Message)
@@ -271,12 +226,12 @@ func verdictWord(v string) string {
 	return "COULD NOT CHECK"
 }
 
-func (s *signatureReport) print(w io.Writer) {
+func printSignature(w io.Writer, s verification.Report) {
 	head := verdictWord(s.Verdict)
 	if s.Reason != "" {
-		head += " (" + s.Reason + ")"
+		head += " (" + string(s.Reason) + ")"
 	}
-	fmt.Fprintf(w, "Signature %s: %s\n", s.Digest, head)
+	fmt.Fprintf(w, "Signature %s: %s\n", s.SignatureDigest, head)
 	kv := newKV(w, "  ")
 	if res := s.Result; res != nil {
 		profile := res.SigningProfileVersionARN

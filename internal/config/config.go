@@ -1,27 +1,27 @@
-// Package config is the verifier's public configuration: the same document
+// Package config is the verifier's configuration schema: the same document
 // whether it arrives from Ratify (the Verifier's parameters), from a file
-// given to the command line, or from the chart. Decoding is strict (unknown
-// keys and wrong types are errors naming their path), defaults live in
-// Defaults, and New builds a ready verifier from a decoded Config.
+// given to the command line, or from the chart. It only decodes, applies
+// defaults (defaults.go, all of them) and validates: decoding is strict
+// (unknown keys and wrong types are errors naming their path), validation
+// reports every error with its field path plus warnings, and the result is a
+// resolved Config with no pointers and nothing left unset. Building a
+// verifier from it is internal/compose's job.
 package config
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/notaryproject/notation-go/verifier/trustpolicy"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awsplugin"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/truststore"
 )
 
@@ -34,8 +34,9 @@ type Duration time.Duration
 // MarshalJSON writes the duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
-// Config is the verifier configuration.
-type Config struct {
+// Document is the configuration as written. Optional durations are
+// pointers only here, to tell "unset" from "0s".
+type Document struct {
 	// Keys Ratify sets on every verifier; accepted, not interpreted.
 	Name             string          `json:"name,omitempty"`
 	Type             string          `json:"type,omitempty"`
@@ -49,16 +50,12 @@ type Config struct {
 	// TrustStores adds or replaces named stores:
 	// {"<type>": {"<name>": ["<PEM text>" | "<absolute path>"]}}.
 	TrustStores map[string]map[string][]string `json:"trustStores,omitempty"`
-	Revocation  Revocation                     `json:"revocation"`
-	AWS         AWS                            `json:"aws"`
-
-	// store is the trust store Validate built from TrustStores, reused by
-	// New so a plugin run parses its certificates once.
-	store *truststore.Store
+	Revocation  RevocationDocument             `json:"revocation"`
+	AWS         AWSDocument                    `json:"aws"`
 }
 
-// Revocation configures GetRevocationStatus calls.
-type Revocation struct {
+// RevocationDocument configures GetRevocationStatus calls.
+type RevocationDocument struct {
 	// Timeout bounds one whole check, retries included.
 	Timeout *Duration `json:"timeout,omitempty"`
 	// CacheTTL keeps "not revoked" answers; 0 disables the cache.
@@ -67,37 +64,72 @@ type Revocation struct {
 	CacheDir string `json:"cacheDir,omitempty"`
 }
 
-// AWS configures the Signer client.
-type AWS struct {
+// AWSDocument configures the Signer client.
+type AWSDocument struct {
 	// Region overrides the region of the signature's profile ARN.
 	Region string `json:"region,omitempty"`
 	// Endpoint overrides the SDK's endpoint resolution.
 	Endpoint string `json:"endpoint,omitempty"`
+	// UseFIPSEndpoint selects AWS Signer's FIPS endpoints.
+	UseFIPSEndpoint bool `json:"useFIPSEndpoint,omitempty"`
 }
 
-// The defaults, in one place.
-const (
-	DefaultTimeout  = 2 * time.Second
-	DefaultCacheTTL = 5 * time.Minute
-	MaxTimeout      = 30 * time.Second
-	MaxCacheTTL     = 7 * 24 * time.Hour
-)
-
-// Defaults fills every unset optional field.
-func (c *Config) Defaults() {
-	if c.Revocation.Timeout == nil {
-		d := Duration(DefaultTimeout)
-		c.Revocation.Timeout = &d
-	}
-	if c.Revocation.CacheTTL == nil {
-		d := Duration(DefaultCacheTTL)
-		c.Revocation.CacheTTL = &d
-	}
+// Config is a validated configuration with every default applied.
+type Config struct {
+	// Name and Type are what Ratify calls the verifier (may be empty).
+	Name, Type string
+	// TrustPolicy is the validated trust policy document.
+	TrustPolicy *trustpolicy.Document
+	// TrustStore serves the embedded AWS roots and the configured stores,
+	// parsed once.
+	TrustStore *truststore.Store
+	Revocation Revocation
+	AWS        AWS
+	// Deadline is how long one Ratify plugin run may take.
+	Deadline time.Duration
+	// Warnings are settings that are valid but probably not meant.
+	Warnings []string
 }
 
-// Decode parses a JSON or YAML document strictly, applies Defaults and
-// validates. Every error is a *FieldError naming the path.
+// Revocation is the resolved revocation configuration.
+type Revocation struct {
+	Timeout  time.Duration
+	CacheTTL time.Duration
+	// CacheDir is "" when unset: the caller that keeps a disk cache
+	// chooses with DefaultCacheDir.
+	CacheDir    string
+	MaxAttempts int
+	MaxBackoff  time.Duration
+}
+
+// AWS is the resolved Signer client configuration.
+type AWS struct {
+	Region, Endpoint string
+	UseFIPSEndpoint  bool
+}
+
+// Decode parses a JSON or YAML document strictly and resolves it. Every
+// error is a *FieldError, or Errors of them, naming the paths.
 func Decode(data []byte) (*Config, error) {
+	doc, err := DecodeDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Resolve()
+}
+
+// DecodeJSON is Decode for a JSON document.
+func DecodeJSON(data []byte) (*Config, error) {
+	doc, err := DecodeDocumentJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Resolve()
+}
+
+// DecodeDocument parses a JSON or YAML document strictly, without
+// resolving it.
+func DecodeDocument(data []byte) (*Document, error) {
 	if len(data) > MaxSize {
 		return nil, fieldErr("", "configuration is %d bytes, over the %d-byte limit", len(data), MaxSize)
 	}
@@ -112,11 +144,14 @@ func Decode(data []byte) (*Config, error) {
 		}
 		trimmed = j
 	}
-	return DecodeJSON(trimmed)
+	return DecodeDocumentJSON(trimmed)
 }
 
-// DecodeJSON is Decode for a JSON document.
-func DecodeJSON(data []byte) (*Config, error) {
+// DecodeDocumentJSON is DecodeDocument for a JSON document.
+func DecodeDocumentJSON(data []byte) (*Document, error) {
+	if len(data) > MaxSize {
+		return nil, fieldErr("", "configuration is %d bytes, over the %d-byte limit", len(data), MaxSize)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var generic any
@@ -129,89 +164,115 @@ func DecodeJSON(data []byte) (*Config, error) {
 	if _, ok := generic.(map[string]any); !ok {
 		return nil, fieldErr("", "want an object, got %s", describe(generic))
 	}
-	c := &Config{}
-	if err := decodeValue("", generic, reflect.ValueOf(c).Elem()); err != nil {
+	d := &Document{}
+	if err := decodeValue("", generic, reflect.ValueOf(d).Elem()); err != nil {
 		return nil, err
 	}
-	c.Defaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
+	return d, nil
+}
+
+// Resolve validates the document, reporting every problem, and returns the
+// resolved configuration. The document is not changed.
+func (d *Document) Resolve() (*Config, error) {
+	var errs Errors
+	c := &Config{Name: d.Name, Type: d.Type, TrustPolicy: d.TrustPolicyDoc}
+	r := Revocation{Timeout: DefaultRevocationTimeout, CacheTTL: DefaultCacheTTL, CacheDir: d.Revocation.CacheDir, MaxAttempts: DefaultMaxAttempts, MaxBackoff: DefaultMaxBackoff}
+	if t := d.Revocation.Timeout; t != nil {
+		r.Timeout = time.Duration(*t)
+		if r.Timeout <= 0 || r.Timeout > MaxRevocationTimeout {
+			errs.add("revocation.timeout", "must be more than 0s and at most %s, got %s", MaxRevocationTimeout, r.Timeout)
+		}
+	}
+	if t := d.Revocation.CacheTTL; t != nil {
+		r.CacheTTL = time.Duration(*t)
+		switch {
+		case r.CacheTTL < 0 || r.CacheTTL > MaxCacheTTL:
+			errs.add("revocation.cacheTTL", "must be between 0s (no cache) and %s, got %s", MaxCacheTTL, r.CacheTTL)
+		case r.CacheTTL == 0:
+			c.Warnings = append(c.Warnings, "revocation.cacheTTL is 0s: no revocation answer is kept, so every verification calls AWS Signer")
+		}
+	}
+	if r.CacheDir != "" && !filepath.IsAbs(r.CacheDir) {
+		errs.add("revocation.cacheDir", "must be an absolute path, got %q", r.CacheDir)
+	}
+	c.Revocation = r
+	c.Deadline = Deadline(r.Timeout)
+	c.AWS = AWS(d.AWS)
+	if c.AWS.Region != "" {
+		if err := awssigner.CheckRegion(c.AWS.Region); err != nil {
+			errs.add("aws.region", "%v", err)
+		}
+	}
+	if c.AWS.Endpoint != "" {
+		if err := awssigner.CheckEndpoint(c.AWS.Endpoint); err != nil {
+			errs.add("aws.endpoint", "%v", err)
+		}
+		if c.AWS.UseFIPSEndpoint {
+			c.Warnings = append(c.Warnings, "aws.useFIPSEndpoint has no effect with aws.endpoint set: the given endpoint is called as it is")
+		}
+	}
+	store, err := truststore.New(d.TrustStores)
+	if err != nil {
+		errs = append(errs, &FieldError{Msg: err.Error()})
+	}
+	c.TrustStore = store
+	c.Warnings = append(c.Warnings, d.validatePolicy(&errs)...)
+	if len(errs) > 0 {
+		return nil, errs.err()
 	}
 	return c, nil
 }
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
-// Validate checks a decoded Config (with defaults applied).
-func (c *Config) Validate() error {
-	if err := c.validatePolicy(); err != nil {
-		return err
-	}
-	store, err := truststore.New(c.TrustStores)
-	if err != nil {
-		return &FieldError{Msg: err.Error()}
-	}
-	c.store = store
-	r := c.Revocation
-	if r.Timeout != nil && (time.Duration(*r.Timeout) <= 0 || time.Duration(*r.Timeout) > MaxTimeout) {
-		return fieldErr("revocation.timeout", "must be more than 0s and at most %s, got %s", MaxTimeout, time.Duration(*r.Timeout))
-	}
-	if r.CacheTTL != nil && (time.Duration(*r.CacheTTL) < 0 || time.Duration(*r.CacheTTL) > MaxCacheTTL) {
-		return fieldErr("revocation.cacheTTL", "must be between 0s (no cache) and %s, got %s", MaxCacheTTL, time.Duration(*r.CacheTTL))
-	}
-	if r.CacheDir != "" && !filepath.IsAbs(r.CacheDir) {
-		return fieldErr("revocation.cacheDir", "must be an absolute path, got %q", r.CacheDir)
-	}
-	if c.AWS.Region != "" && !regionPattern.MatchString(c.AWS.Region) {
-		return fieldErr("aws.region", "%q is not an AWS region name (e.g. us-west-2)", c.AWS.Region)
-	}
-	if c.AWS.Endpoint != "" {
-		u, err := url.Parse(c.AWS.Endpoint)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fieldErr("aws.endpoint", "%q is not an http(s) URL", c.AWS.Endpoint)
-		}
-	}
-	return nil
-}
-
-func (c *Config) validatePolicy() error {
-	doc := c.TrustPolicyDoc
+// validatePolicy checks the trust policy document and returns warnings.
+func (d *Document) validatePolicy(errs *Errors) (warnings []string) {
+	doc := d.TrustPolicyDoc
 	if doc == nil {
-		return fieldErr("trustPolicyDoc", "required: a Notation trust policy document (version \"1.0\")")
+		errs.add("trustPolicyDoc", "required: a Notation trust policy document (version \"1.0\")")
+		return nil
 	}
 	if doc.Version != "1.0" {
-		return fieldErr("trustPolicyDoc.version", "must be \"1.0\", got %q", doc.Version)
+		errs.add("trustPolicyDoc.version", "must be \"1.0\", got %q", doc.Version)
 	}
 	if len(doc.TrustPolicies) == 0 {
-		return fieldErr("trustPolicyDoc.trustPolicies", "at least one trust policy statement is required")
+		errs.add("trustPolicyDoc.trustPolicies", "at least one trust policy statement is required")
+		return nil
 	}
 	stores := map[string]bool{}
 	for name := range truststore.Embedded() {
 		stores["signingAuthority:"+name] = true
 	}
-	for typ, byName := range c.TrustStores {
+	for typ, byName := range d.TrustStores {
 		for name := range byName {
 			stores[typ+":"+name] = true
 		}
 	}
+	before := len(*errs)
 	for i, p := range doc.TrustPolicies {
 		path := fmt.Sprintf("trustPolicyDoc.trustPolicies[%d]", i)
 		level := p.SignatureVerification.VerificationLevel
 		switch level {
-		case "strict", "permissive", "audit", "skip":
+		case "strict", "permissive":
+		case "audit":
+			warnings = append(warnings, fmt.Sprintf("%s (%q) has level audit: failed checks are only logged, every signature is accepted", path, p.Name))
+		case "skip":
+			warnings = append(warnings, fmt.Sprintf("%s (%q) has level skip: nothing is verified", path, p.Name))
+			continue
 		default:
-			return fieldErr(path+".signatureVerification.level", "%q is not a verification level (want strict, permissive, audit or skip)", level)
-		}
-		if level == "skip" {
+			errs.add(path+".signatureVerification.level", "%q is not a verification level (want strict, permissive, audit or skip)", level)
 			continue
 		}
+		if p.SignatureVerification.Override["revocation"] == "skip" {
+			warnings = append(warnings, fmt.Sprintf("%s (%q) skips the revocation check: a revoked signature is accepted", path, p.Name))
+		}
+		wildcard := false
 		for j, id := range p.TrustedIdentities {
 			if id == "*" {
-				return fieldErr(fmt.Sprintf("%s.trustedIdentities[%d]", path, j), "wildcard identity is not supported for AWS Signer signatures; list signing-profile ARNs (arn:aws:signer:<region>:<account>:/signing-profiles/<name>)")
+				wildcard = true
+				errs.add(fmt.Sprintf("%s.trustedIdentities[%d]", path, j), "wildcard identity is not supported for AWS Signer signatures; list signing-profile ARNs (arn:aws:signer:<region>:<account>:/signing-profiles/<name>)")
 			}
 		}
-		if level != "audit" && len(p.TrustedIdentities) > 0 && len(awsplugin.SignerIdentities(p.TrustedIdentities)) == 0 {
-			return fieldErr(path+".trustedIdentities", "lists no signing-profile ARN, so no AWS Signer signature could match; add arn:aws:signer:<region>:<account>:/signing-profiles/<name>")
+		if !wildcard && level != "audit" && len(p.TrustedIdentities) > 0 && len(awssigner.SignerIdentities(p.TrustedIdentities)) == 0 {
+			errs.add(path+".trustedIdentities", "lists no signing-profile ARN, so no AWS Signer signature could match; add arn:aws:signer:<region>:<account>:/signing-profiles/<name>")
 		}
 		for j, s := range p.TrustStores {
 			if !stores[s] {
@@ -219,14 +280,17 @@ func (c *Config) validatePolicy() error {
 				for k := range stores {
 					known = append(known, k)
 				}
-				return fieldErr(fmt.Sprintf("%s.trustStores[%d]", path, j), "trust store %q is not configured (configured: %s)", s, strings.Join(sortedStrings(known), ", "))
+				errs.add(fmt.Sprintf("%s.trustStores[%d]", path, j), "trust store %q is not configured (configured: %s)", s, strings.Join(sortedStrings(known), ", "))
 			}
 		}
 	}
-	if err := doc.Validate(); err != nil {
-		return &FieldError{Path: "trustPolicyDoc", Msg: err.Error()}
+	if len(*errs) == before {
+		// notation's own rules (scopes, names, duplicates), once ours hold.
+		if err := doc.Validate(); err != nil {
+			errs.add("trustPolicyDoc", "%v", err)
+		}
 	}
-	return nil
+	return warnings
 }
 
 func sortedStrings(s []string) []string {
@@ -236,6 +300,3 @@ func sortedStrings(s []string) []string {
 	}
 	return sortedKeys(m)
 }
-
-// ErrNoConfig is returned by New for a nil Config.
-var ErrNoConfig = errors.New("no configuration")

@@ -36,10 +36,10 @@ func TestDecodeValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(*c.Revocation.Timeout) != 1500*time.Millisecond || time.Duration(*c.Revocation.CacheTTL) != 0 {
-		t.Fatalf("revocation %+v", c.Revocation)
+	if c.Revocation.Timeout != 1500*time.Millisecond || c.Revocation.CacheTTL != 0 || c.Deadline != MinDeadline {
+		t.Fatalf("revocation %+v, deadline %s", c.Revocation, c.Deadline)
 	}
-	if c.AWS.Region != "us-gov-west-1" || c.TrustPolicyDoc.TrustPolicies[0].SignatureVerification.Override["revocation"] != "skip" {
+	if c.AWS.Region != "us-gov-west-1" || c.TrustPolicy.TrustPolicies[0].SignatureVerification.Override["revocation"] != "skip" {
 		t.Fatalf("%+v", c)
 	}
 	y, err := Decode([]byte(validYAML))
@@ -47,10 +47,11 @@ func TestDecodeValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Defaults, in one place.
-	if time.Duration(*y.Revocation.Timeout) != DefaultTimeout || time.Duration(*y.Revocation.CacheTTL) != DefaultCacheTTL {
-		t.Fatalf("defaults not applied: %+v", y.Revocation)
+	want := Revocation{Timeout: DefaultRevocationTimeout, CacheTTL: DefaultCacheTTL, MaxAttempts: DefaultMaxAttempts, MaxBackoff: DefaultMaxBackoff}
+	if y.Revocation != want || y.Deadline != MinDeadline || len(y.Warnings) != 0 {
+		t.Fatalf("defaults not applied: %+v, deadline %s, warnings %q", y.Revocation, y.Deadline, y.Warnings)
 	}
-	if y.TrustPolicyDoc.TrustPolicies[0].SignatureVerification.VerificationLevel != "permissive" {
+	if y.TrustPolicy.TrustPolicies[0].SignatureVerification.VerificationLevel != "permissive" {
 		t.Fatal("YAML level lost")
 	}
 }
@@ -80,7 +81,7 @@ func TestDecodeErrorsNameThePath(t *testing.T) {
 		{strings.TrimSuffix(policy(good), "}") + `,"revocation":{"cacheDir":"cache"}}`, "revocation.cacheDir", "absolute path"},
 		{strings.TrimSuffix(policy(good), "}") + `,"aws":{"region":"Oregon"}}`, "aws.region", "not an AWS region"},
 		{strings.TrimSuffix(policy(good), "}") + `,"aws":{"endpoint":"ftp://x"}}`, "aws.endpoint", "not an http(s) URL"},
-		{strings.TrimSuffix(policy(good), "}") + `,"aws":{"profile":"x"}}`, "aws.profile", "unknown key (known keys here: region, endpoint)"},
+		{strings.TrimSuffix(policy(good), "}") + `,"aws":{"profile":"x"}}`, "aws.profile", "unknown key (known keys here: region, endpoint, useFIPSEndpoint)"},
 		{strings.TrimSuffix(policy(good), "}") + `,"trustStores":{"signingAuthority":{"mine":["nope"]}}}`, "", "trustStores.signingAuthority.mine[0]"},
 		{policy(good) + `{}`, "", "unexpected data"},
 		{"trustPolicyDoc: [unclosed", "", "not valid JSON or YAML"},
@@ -98,7 +99,7 @@ func TestDecodeErrorsNameThePath(t *testing.T) {
 }
 
 func TestDecodeRoundTrip(t *testing.T) {
-	c, err := Decode([]byte(validJSON))
+	c, err := DecodeDocument([]byte(validJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,12 +107,63 @@ func TestDecodeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, err := Decode(b)
+	c2, err := DecodeDocument(b)
 	if err != nil {
 		t.Fatalf("re-decoding %s: %v", b, err)
+	}
+	if _, err := c2.Resolve(); err != nil {
+		t.Fatal(err)
 	}
 	b2, _ := json.Marshal(c2)
 	if string(b) != string(b2) {
 		t.Fatalf("round trip changed the config:\n%s\n%s", b, b2)
+	}
+}
+
+// TestResolveReportsEveryError: validation does not stop at the first
+// problem, and the document is left as it was.
+func TestResolveReportsEveryError(t *testing.T) {
+	in := `{"trustPolicyDoc":{"version":"1.0","trustPolicies":[
+	  {"name":"a","registryScopes":["*"],"signatureVerification":{"level":"lenient"},"trustStores":["signingAuthority:aws-signer-ts"],"trustedIdentities":["arn:aws:signer:us-west-2:1:/signing-profiles/A"]},
+	  {"name":"b","registryScopes":["x.example/app"],"signatureVerification":{"level":"strict"},"trustStores":["signingAuthority:nope"],"trustedIdentities":["*"]}]},
+	  "revocation":{"timeout":"1h","cacheDir":"rel"},"aws":{"region":"Oregon","endpoint":"ftp://x"}}`
+	doc, err := DecodeDocument([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = doc.Resolve()
+	var all Errors
+	if !errors.As(err, &all) {
+		t.Fatalf("got %T %v, want Errors", err, err)
+	}
+	var paths []string
+	for _, fe := range all {
+		paths = append(paths, fe.Path)
+	}
+	want := []string{"revocation.timeout", "revocation.cacheDir", "aws.region", "aws.endpoint",
+		"trustPolicyDoc.trustPolicies[0].signatureVerification.level", "trustPolicyDoc.trustPolicies[1].trustedIdentities[0]", "trustPolicyDoc.trustPolicies[1].trustStores[0]"}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Fatalf("paths\n got %q\nwant %q", paths, want)
+	}
+	if doc.Revocation.Timeout == nil || time.Duration(*doc.Revocation.Timeout) != time.Hour {
+		t.Fatal("Resolve changed its document")
+	}
+}
+
+func TestResolveWarningsAndDeadline(t *testing.T) {
+	c, err := Decode([]byte(`{"trustPolicyDoc":{"version":"1.0","trustPolicies":[
+	  {"name":"a","registryScopes":["*"],"signatureVerification":{"level":"audit","override":{"revocation":"skip"}},"trustStores":["signingAuthority:aws-signer-ts"],"trustedIdentities":["arn:aws:signer:us-west-2:1:/signing-profiles/A"]}]},
+	  "revocation":{"timeout":"4s","cacheTTL":"0s"},"aws":{"endpoint":"http://127.0.0.1:1","useFIPSEndpoint":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Deadline != 4*time.Second+DeadlineMargin {
+		t.Errorf("deadline %s", c.Deadline)
+	}
+	joined := strings.Join(c.Warnings, "\n")
+	for _, s := range []string{"cacheTTL is 0s", "useFIPSEndpoint has no effect", "level audit", "skips the revocation check"} {
+		if !strings.Contains(joined, s) {
+			t.Errorf("warnings lack %q:\n%s", s, joined)
+		}
 	}
 }

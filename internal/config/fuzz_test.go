@@ -6,15 +6,19 @@ import (
 	"testing"
 )
 
-// FuzzDecode: any input either decodes to a config that survives a JSON
-// round trip, or fails with a *FieldError; it never panics.
+// FuzzDecode: any input either decodes to a document that resolves the
+// same after a JSON round trip, or fails with a *FieldError (or Errors of
+// them); it never panics.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(validJSON))
 	f.Add([]byte(validYAML))
 	f.Add([]byte(`{"trustPolicyDoc":null}`))
 	f.Add([]byte(`{"revocation":{"timeout":"1h"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Decode(data)
+		doc, err := DecodeDocument(data)
+		if err == nil {
+			_, err = doc.Resolve()
+		}
 		if err != nil {
 			var fe *FieldError
 			if !errors.As(err, &fe) {
@@ -22,7 +26,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		b, err := json.Marshal(c)
+		b, err := json.Marshal(doc)
 		if err != nil {
 			t.Fatal(err)
 		}

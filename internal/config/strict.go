@@ -28,6 +28,39 @@ func fieldErr(path, format string, args ...any) error {
 	return &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Errors are every problem validation found, in document order;
+// errors.As finds the first *FieldError.
+type Errors []*FieldError
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, fe := range e {
+		msgs[i] = fe.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns each *FieldError.
+func (e Errors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, fe := range e {
+		out[i] = fe
+	}
+	return out
+}
+
+func (e *Errors) add(path, format string, args ...any) {
+	*e = append(*e, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// err returns the single *FieldError, or all of them.
+func (e Errors) err() error {
+	if len(e) == 1 {
+		return e[0]
+	}
+	return e
+}
+
 func join(path, key string) string {
 	if path == "" {
 		return key

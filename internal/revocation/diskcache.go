@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,9 +123,6 @@ func OpenDiskCache(dir string, opts DiskCacheOptions) (*DiskCache, error) {
 	}
 	return c, nil
 }
-
-// Dir is the cache directory.
-func (c *DiskCache) Dir() string { return c.dir }
 
 // Get implements Cache. It reads one file; expired and unreadable entries
 // are misses, and expired or corrupt files are removed.
@@ -399,43 +395,4 @@ func validKey(key string) bool {
 
 func isEntryName(name string) bool {
 	return strings.HasSuffix(name, entrySuffix) && validKey(strings.TrimSuffix(name, entrySuffix))
-}
-
-// ratifyCacheRoot is the volume Ratify's Helm chart mounts (an emptyDir);
-// a variable for tests.
-var ratifyCacheRoot = "/.ratify/local_oras_cache"
-
-// DefaultCacheDir returns the cache directory to use when the configuration
-// names none, and why it was chosen (for a log line):
-// $XDG_CACHE_HOME/ratify-aws-signer when XDG_CACHE_HOME is set (to an
-// absolute path, as the XDG specification requires); else
-// /.ratify/local_oras_cache/awssigner-revocation when that volume exists and
-// is writable, which is the case in Ratify's image, HOME unset; else
-// ratify-aws-signer-<uid> in the temporary directory.
-func DefaultCacheDir() (dir string, why string) {
-	if x := os.Getenv("XDG_CACHE_HOME"); x != "" && filepath.IsAbs(x) {
-		return filepath.Join(x, "ratify-aws-signer"), "XDG_CACHE_HOME is set"
-	}
-	if dirWritable(ratifyCacheRoot) {
-		return filepath.Join(ratifyCacheRoot, "awssigner-revocation"), "Ratify's cache volume " + ratifyCacheRoot + " is writable"
-	}
-	name := "ratify-aws-signer"
-	if uid := os.Getuid(); uid >= 0 {
-		name += "-" + strconv.Itoa(uid)
-	}
-	return filepath.Join(os.TempDir(), name), "XDG_CACHE_HOME is unset and " + ratifyCacheRoot + " is not a writable directory; using the temporary directory"
-}
-
-// dirWritable tells whether a file can be created in dir.
-func dirWritable(dir string) bool {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return false
-	}
-	f, err := os.CreateTemp(dir, ".ratify-aws-signer-probe-*")
-	if err != nil {
-		return false
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return true
 }

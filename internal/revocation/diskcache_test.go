@@ -60,8 +60,8 @@ func TestDiskCacheRoundTripAndFileFormat(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	clock := &fakeClock{time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
 	c := openTestCache(t, dir, DiskCacheOptions{Now: clock.now})
-	if c.Dir() != dir {
-		t.Fatalf("Dir() = %q, want %q", c.Dir(), dir)
+	if c.dir != dir {
+		t.Fatalf("dir = %q, want %q", c.dir, dir)
 	}
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("directory: %v %v, want mode 0700", fi.Mode(), err)
@@ -615,44 +615,6 @@ func TestOpenDiskCacheErrors(t *testing.T) {
 	for _, dir := range []string{ro, filepath.Join(ro, "sub")} {
 		if _, err := OpenDiskCache(dir, DiskCacheOptions{}); err == nil || !strings.Contains(err.Error(), dir) {
 			t.Errorf("OpenDiskCache(%s): %v, want an error naming the path", dir, err)
-		}
-	}
-}
-
-func TestDefaultCacheDir(t *testing.T) {
-	saved := ratifyCacheRoot
-	t.Cleanup(func() { ratifyCacheRoot = saved })
-	base := t.TempDir()
-
-	t.Setenv("XDG_CACHE_HOME", filepath.Join(base, "xdg"))
-	ratifyCacheRoot = base
-	if dir, why := DefaultCacheDir(); dir != filepath.Join(base, "xdg", "ratify-aws-signer") || !strings.Contains(why, "XDG_CACHE_HOME") {
-		t.Errorf("XDG set: %q (%s)", dir, why)
-	}
-
-	t.Setenv("XDG_CACHE_HOME", "relative/path") // ignored, as XDG says
-	if dir, why := DefaultCacheDir(); dir != filepath.Join(base, "awssigner-revocation") || !strings.Contains(why, base) {
-		t.Errorf("Ratify volume: %q (%s)", dir, why)
-	}
-	if des, _ := os.ReadDir(base); len(des) != 0 {
-		t.Errorf("probe left %v", des)
-	}
-
-	t.Setenv("XDG_CACHE_HOME", "")
-	wantTemp := filepath.Join(os.TempDir(), "ratify-aws-signer-"+strconv.Itoa(os.Getuid()))
-	for _, root := range []string{filepath.Join(base, "missing"), filepath.Join(base, "file")} {
-		os.WriteFile(filepath.Join(base, "file"), nil, 0o600)
-		ratifyCacheRoot = root
-		if dir, why := DefaultCacheDir(); dir != wantTemp || why == "" {
-			t.Errorf("root %s: %q (%s), want %q", root, dir, why, wantTemp)
-		}
-	}
-	if os.Geteuid() != 0 {
-		ro := filepath.Join(base, "ro")
-		os.Mkdir(ro, 0o500)
-		ratifyCacheRoot = ro
-		if dir, _ := DefaultCacheDir(); dir != wantTemp {
-			t.Errorf("read-only volume: %q", dir)
 		}
 	}
 }

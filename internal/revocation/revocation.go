@@ -20,15 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/signer"
 	"github.com/aws/smithy-go"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 )
-
-// PlatformID is the AWS Signer platform of Notation signatures; AWS's
-// plugin sends it as a constant.
-const PlatformID = "Notation-OCI-SHA384-ECDSA"
-
-// DefaultBudget bounds one whole check, retries included.
-const DefaultBudget = 2 * time.Second
 
 // Request is what GetRevocationStatus is asked about one signature.
 type Request struct {
@@ -144,25 +137,35 @@ func hint(err error) string {
 	return ""
 }
 
+// Clients hands out Signer clients per region (signerapi.Factory).
+type Clients interface {
+	// RegionFor is the region calls about an ARN go to.
+	RegionFor(resourceARN string) (string, error)
+	// Client is the client for a region.
+	Client(ctx context.Context, region string) (*signer.Client, error)
+}
+
 // SignerChecker asks AWS Signer, region chosen per signature.
 type SignerChecker struct {
-	Clients *signerapi.Factory
-	// Budget bounds the whole check, retries included (DefaultBudget if 0).
+	Clients Clients
+	// Budget bounds the whole check, retries included; required.
 	Budget time.Duration
 }
 
 // Check calls GetRevocationStatus within the budget. Every failure is an
 // *UnavailableError.
 func (s *SignerChecker) Check(ctx context.Context, req Request) (Answer, error) {
+	if s.Clients == nil {
+		return Answer{}, &UnavailableError{Err: errors.New("no AWS Signer client is configured")}
+	}
 	region, err := s.Clients.RegionFor(req.ProfileVersionARN)
 	if err != nil {
 		return Answer{}, &UnavailableError{Err: err}
 	}
-	budget := s.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
+	if s.Budget <= 0 {
+		return Answer{}, &UnavailableError{Err: errors.New("no revocation time budget is configured")}
 	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
+	ctx, cancel := context.WithTimeout(ctx, s.Budget)
 	defer cancel()
 	client, err := s.Clients.Client(ctx, region)
 	if err != nil {
@@ -171,7 +174,7 @@ func (s *SignerChecker) Check(ctx context.Context, req Request) (Answer, error) 
 	out, err := client.GetRevocationStatus(ctx, &signer.GetRevocationStatusInput{
 		CertificateHashes:  req.CertificateHashes,
 		JobArn:             aws.String(req.JobARN),
-		PlatformId:         aws.String(PlatformID),
+		PlatformId:         aws.String(awssigner.PlatformID),
 		ProfileVersionArn:  aws.String(req.ProfileVersionARN),
 		SignatureTimestamp: aws.Time(req.SigningTime),
 	})
@@ -192,7 +195,8 @@ type Cache interface {
 }
 
 // Cached wraps a Checker with a Cache: "not revoked" is kept for TTL,
-// "revoked" with no end (revocation cannot be undone), errors never.
+// "revoked" with no end (revocation cannot be undone), errors never. Cache
+// and a positive TTL are required: without a cache, use Next itself.
 type Cached struct {
 	Next  Checker
 	Cache Cache
@@ -205,7 +209,7 @@ const Forever time.Duration = 1<<63 - 1
 // Check answers from the cache or asks Next.
 func (c *Cached) Check(ctx context.Context, req Request) (Answer, error) {
 	if c.Cache == nil || c.TTL <= 0 {
-		return c.Next.Check(ctx, req)
+		return Answer{}, &UnavailableError{Err: errors.New("revocation cache misconfigured: no cache or no TTL")}
 	}
 	key := Key(req)
 	if a, ok := c.Cache.Get(key); ok {
@@ -229,7 +233,7 @@ func Key(req Request) string {
 	hashes := append([]string(nil), req.CertificateHashes...)
 	sort.Strings(hashes)
 	h := sha256.New()
-	for _, part := range append([]string{PlatformID, req.ProfileVersionARN, req.JobARN, req.SigningTime.UTC().Format(time.RFC3339Nano)}, hashes...) {
+	for _, part := range append([]string{awssigner.PlatformID, req.ProfileVersionARN, req.JobARN, req.SigningTime.UTC().Format(time.RFC3339Nano)}, hashes...) {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

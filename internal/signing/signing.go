@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/signer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 )
 
@@ -37,7 +38,7 @@ func Payload(subject ocispec.Descriptor) ([]byte, error) {
 // Sign signs subject with the profile of profileARN (a signing-profile ARN
 // without version); the region and owner come from the ARN.
 func Sign(ctx context.Context, clients *signerapi.Factory, profileARN string, subject ocispec.Descriptor) (*Signed, error) {
-	p, err := signerapi.ParseProfileARN(profileARN)
+	p, err := awssigner.ParseProfileARN(profileARN)
 	if err != nil {
 		return nil, err
 	}

@@ -12,8 +12,10 @@ import (
 	"github.com/notaryproject/notation-go/verifier/trustpolicy"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/truststore"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
@@ -49,8 +51,8 @@ func TestResultCarriesFacts(t *testing.T) {
 		t.Fatalf("identity detail %q", c.Detail)
 	}
 	for _, s := range []string{e.versionARN, e.jobARN, "revocation: notRevoked"} {
-		if !strings.Contains(res.Message(), s) {
-			t.Errorf("message lacks %q: %s", s, res.Message())
+		if !strings.Contains(message(res, nil), s) {
+			t.Errorf("message lacks %q: %s", s, message(res, nil))
 		}
 	}
 }
@@ -149,7 +151,7 @@ func TestEndpointAndCredentialsFromEnvironment(t *testing.T) {
 	if cfg.AWS.Endpoint != "" {
 		t.Fatal("endpoint still configured; the test must rely on AWS_ENDPOINT_URL_SIGNER")
 	}
-	v, err := config.New(cfg, config.BuildOptions{}) // SDK default chain
+	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.MemoryCache}) // SDK default chain
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func TestWildcardIdentityRefusedAtEveryLevel(t *testing.T) {
 		}
 		res, err := e.verify(v, e.signed)
 		var ve *verification.Error
-		if !errors.As(err, &ve) || ve.Reason != verification.ReasonInvalidAttributes || !strings.Contains(res.Message(), "does not support wildcard identity") {
+		if !errors.As(err, &ve) || ve.Reason != verification.ReasonInvalidAttributes || !strings.Contains(message(res, err), "does not support wildcard identity") {
 			t.Fatalf("%s: %v", level, err)
 		}
 	}
@@ -219,7 +221,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	big := make([]byte, verification.MaxEnvelopeSize+1)
+	big := make([]byte, signature.MaxEnvelopeSize+1)
 	if _, err := v.Verify(ctx, verification.Input{Envelope: big, MediaType: sigkit.MediaTypeJWS, Subject: e.subject, Repository: repo}); !errors.Is(err, verification.ErrRefused) || !strings.Contains(err.Error(), "over the") {
 		t.Errorf("oversized: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
@@ -30,11 +31,16 @@ func BenchmarkVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer emu.Close()
+	factory, err := signerapi.NewFactory(signerapi.Options{
+		Endpoint:    emu.URL(),
+		Base:        &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
+		MaxAttempts: config.DefaultMaxAttempts, MaxBackoff: config.DefaultMaxBackoff,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 	checker := &revocation.Cached{
-		Next: &revocation.SignerChecker{Clients: signerapi.NewFactory(signerapi.Options{
-			Endpoint: emu.URL(),
-			Base:     &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
-		})},
+		Next:  &revocation.SignerChecker{Clients: factory, Budget: config.DefaultRevocationTimeout},
 		Cache: revocation.NewMemoryCache(0),
 		TTL:   time.Hour,
 	}

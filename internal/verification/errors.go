@@ -39,6 +39,7 @@ const (
 	ReasonNoPolicy            Reason = "noApplicablePolicy"
 	ReasonInput               Reason = "badInput"
 	ReasonRegistry            Reason = "registryUnavailable" // the signature or image could not be read
+	ReasonRegistryAuth        Reason = "registryAuthFailed"  // the registry refused the credentials
 )
 
 // Error is a failed verification: what was checked, what was found, and
@@ -46,8 +47,9 @@ const (
 type Error struct {
 	Kind   Kind
 	Reason Reason
-	// Check is the verification step that failed (integrity, authenticity,
-	// trustedIdentity, expiry, authenticTimestamp, revocation, policy).
+	// Check is the verification step that failed (fetch, policy,
+	// integrity, authenticity, trustedIdentity, expiry, authenticTimestamp,
+	// revocation).
 	Check string
 	Msg   string
 	Err   error

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/signer"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
@@ -54,7 +55,11 @@ func newEnv(t *testing.T) *env {
 // signPayload signs through the real SDK's SignPayload, as the CLI will.
 func (e *env) signPayload(profile string, subject ocispec.Descriptor) ([]byte, string) {
 	e.t.Helper()
-	client, err := signerapi.NewFactory(signerapi.Options{Endpoint: e.emu.URL(), Base: &e.awsCfg}).Client(context.Background(), "us-west-2")
+	f, err := signerapi.NewFactory(signerapi.Options{Endpoint: e.emu.URL(), Base: &e.awsCfg, MaxAttempts: config.DefaultMaxAttempts, MaxBackoff: config.DefaultMaxBackoff})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	client, err := f.Client(context.Background(), "us-west-2")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -147,11 +152,16 @@ func (e *env) verifier(p policyOpts) *verification.Verifier {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	v, err := config.New(cfg, config.BuildOptions{AWS: &e.awsCfg})
+	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.MemoryCache, AWS: &e.awsCfg})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return v
+}
+
+// message is what a person is told about the verification.
+func message(res *verification.Result, err error) string {
+	return verification.NewReport("", res, err).Message
 }
 
 func (e *env) verify(v *verification.Verifier, envelope []byte) (*verification.Result, error) {
@@ -175,7 +185,7 @@ func check(t *testing.T, e *env, res *verification.Result, err error, w want) {
 		t.Fatalf("nil result (err %v)", err)
 	}
 	if res.Verified != w.verified {
-		t.Fatalf("verified = %v, want %v; message: %s", res.Verified, w.verified, res.Message())
+		t.Fatalf("verified = %v, want %v; message: %s", res.Verified, w.verified, message(res, err))
 	}
 	if w.verified {
 		if err != nil {
@@ -190,7 +200,7 @@ func check(t *testing.T, e *env, res *verification.Result, err error, w want) {
 			t.Fatalf("reason %q, want %q; message: %s", ve.Reason, w.reason, ve.Msg)
 		}
 	}
-	msg := res.Message()
+	msg := message(res, err)
 	for _, m := range w.msg {
 		if !strings.Contains(msg, m) {
 			t.Errorf("message lacks %q:\n%s", m, msg)

@@ -1,13 +1,18 @@
 package verification
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-// Check names, in the order they run.
+// Check names, in the order they run. CheckFetch and CheckPolicy name
+// failures before notation's steps: reading the signature, and choosing
+// the trust policy statement.
 const (
+	CheckFetch              = "fetch"
+	CheckPolicy             = "policy"
 	CheckIntegrity          = "integrity"
 	CheckAuthenticity       = "authenticity"
 	CheckTrustedIdentity    = "trustedIdentity"
@@ -50,10 +55,10 @@ type Result struct {
 	Verified bool `json:"verified"`
 	// Level applied (strict, permissive, audit, skip) and the trust policy
 	// statement that chose it.
-	Level  string `json:"level"`
-	Policy string `json:"policy,omitempty"`
+	Level  string `json:"verificationLevel,omitempty"`
+	Policy string `json:"trustPolicy,omitempty"`
 
-	Checks []CheckResult `json:"checks"`
+	Checks []CheckResult `json:"checks,omitempty"`
 
 	// Facts read from the signature (empty when it could not be parsed).
 	SigningProfileARN        string    `json:"signingProfileArn,omitempty"`
@@ -71,15 +76,12 @@ type Result struct {
 	RevocationStatus   string        `json:"revocationStatus"`
 	RevokedEntities    []string      `json:"revokedEntities,omitempty"`
 	RevocationCached   bool          `json:"revocationCached,omitempty"`
-	RevocationDuration time.Duration `json:"revocationDuration,omitempty"`
+	RevocationDuration time.Duration `json:"-"`
 	// RevocationRegion is the AWS region asked.
 	RevocationRegion string `json:"revocationRegion,omitempty"`
 
 	// Warnings are failures the level only logs.
 	Warnings []string `json:"warnings,omitempty"`
-
-	// Err is nil when Verified, else an *Error.
-	Err error `json:"-"`
 }
 
 // Check returns the named check's result.
@@ -92,14 +94,58 @@ func (r *Result) Check(name string) (CheckResult, bool) {
 	return CheckResult{}, false
 }
 
-// Message is one paragraph a person can act on.
-func (r *Result) Message() string {
-	if !r.Verified {
-		if r.Err == nil {
-			return "signature not verified"
-		}
-		return r.Err.Error()
+// Verdicts of one signature.
+const (
+	VerdictVerified      = "verified"
+	VerdictRefused       = "refused"
+	VerdictCouldNotCheck = "couldNotCheck"
+)
+
+// Report is the result schema, defined once: one signature's verdict and
+// everything verification established. It is the command line's -o json
+// entry per signature and the Ratify plugin's extensions (the README's
+// "Result" section documents every key).
+type Report struct {
+	SignatureDigest string `json:"signatureDigest,omitempty"`
+	// Verdict is verified, refused or couldNotCheck.
+	Verdict string `json:"verdict"`
+	// Reason, FailedCheck: on failure, the stable cause and the step.
+	Reason      Reason `json:"reason,omitempty"`
+	FailedCheck string `json:"failedCheck,omitempty"`
+	// Message says what was checked, what was found and what to do.
+	Message string `json:"message,omitempty"`
+	// DurationMs is the time the whole verification took (plugin runs).
+	DurationMs int64 `json:"durationMs,omitempty"`
+	*Result
+}
+
+// NewReport turns what Verify or VerifyReferrer returned into a Report.
+func NewReport(signature string, res *Result, err error) Report {
+	if res == nil {
+		res = &Result{RevocationStatus: RevocationNotChecked}
 	}
+	r := Report{SignatureDigest: signature, Result: res}
+	if err == nil && res.Verified {
+		r.Verdict, r.Message = VerdictVerified, res.summary()
+		return r
+	}
+	var ve *Error
+	if !errors.As(err, &ve) {
+		msg := "signature not verified"
+		if err != nil {
+			msg = err.Error()
+		}
+		ve = unavailable(ReasonInput, CheckPolicy, msg, err)
+	}
+	r.Verdict, r.Reason, r.FailedCheck, r.Message = VerdictRefused, ve.Reason, ve.Check, ve.Msg
+	if ve.Kind == KindUnavailable {
+		r.Verdict = VerdictCouldNotCheck
+	}
+	return r
+}
+
+// summary describes a verified signature.
+func (r *Result) summary() string {
 	if r.Level == "skip" {
 		return fmt.Sprintf("verification skipped: trust policy %q has level skip", r.Policy)
 	}

@@ -7,6 +7,7 @@ package verification
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -21,13 +22,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awsplugin"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	awsrevocation "github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 )
-
-// MaxEnvelopeSize is the largest envelope accepted, as notation's limit for
-// signature blobs.
-const MaxEnvelopeSize = 32 << 20
 
 // Options build a Verifier.
 type Options struct {
@@ -80,31 +78,65 @@ type Input struct {
 	Repository string
 }
 
-// Verify verifies one signature. The returned error is Result.Err: nil when
-// verified, else an *Error that matches ErrRefused or ErrUnavailable.
+// Subject is the artifact whose signatures are verified.
+type Subject struct {
+	// Repository is "<registry>/<repository>".
+	Repository string
+	// Descriptor is the signed manifest's descriptor (tag resolved).
+	Descriptor ocispec.Descriptor
+}
+
+// VerifyReferrer reads the signature referrer sig of subject from store
+// (internal/signature: shape, limits, digests, subject) and verifies it.
+// This is the one path from "here is a referrer" to the verdict.
+func (v *Verifier) VerifyReferrer(ctx context.Context, store signature.Fetcher, subject Subject, sig ocispec.Descriptor) (*Result, error) {
+	s, err := signature.Read(ctx, store, sig, subject.Descriptor.Digest)
+	if err != nil {
+		return &Result{RevocationStatus: RevocationNotChecked}, readError(err)
+	}
+	return v.Verify(ctx, Input{Envelope: s.Envelope, MediaType: s.EnvelopeDescriptor.MediaType, Subject: subject.Descriptor, Repository: subject.Repository})
+}
+
+// readError classifies a signature.Read failure.
+func readError(err error) *Error {
+	switch {
+	case errors.Is(err, signature.ErrUnavailable) && signature.AuthFailed(err):
+		return unavailable(ReasonRegistryAuth, CheckFetch, err.Error(), err)
+	case errors.Is(err, signature.ErrUnavailable):
+		return unavailable(ReasonRegistry, CheckFetch, err.Error(), err)
+	case errors.Is(err, signature.ErrSubjectMismatch):
+		return refused(ReasonSubjectMismatch, CheckFetch, err.Error(), err)
+	case errors.Is(err, signature.ErrTooLarge), errors.Is(err, signature.ErrDigestMismatch):
+		return refused(ReasonIntegrity, CheckFetch, err.Error(), err)
+	}
+	return refused(ReasonNotAWSSigner, CheckFetch, err.Error(), err)
+}
+
+// Verify verifies one signature envelope. The Result is always set (with
+// what could be established); the error is nil when verified, else an
+// *Error that matches ErrRefused or ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
 	res := &Result{RevocationStatus: RevocationNotChecked}
 	fail := func(e *Error) (*Result, error) {
-		res.Err = e
 		return res, e
 	}
 	if in.Repository == "" || strings.ContainsAny(in.Repository, "@") {
-		return fail(unavailable(ReasonInput, "policy", fmt.Sprintf("repository %q must be <registry>/<repository> without tag or digest", in.Repository), nil))
+		return fail(unavailable(ReasonInput, CheckPolicy, fmt.Sprintf("repository %q must be <registry>/<repository> without tag or digest", in.Repository), nil))
 	}
 	if err := in.Subject.Digest.Validate(); err != nil {
-		return fail(unavailable(ReasonInput, "policy", fmt.Sprintf("subject digest %q is invalid: %v", in.Subject.Digest, err), err))
+		return fail(unavailable(ReasonInput, CheckPolicy, fmt.Sprintf("subject digest %q is invalid: %v", in.Subject.Digest, err), err))
 	}
-	if len(in.Envelope) > MaxEnvelopeSize {
-		return fail(refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature envelope is %d bytes, over the %d-byte limit", len(in.Envelope), MaxEnvelopeSize), nil))
+	if len(in.Envelope) > signature.MaxEnvelopeSize {
+		return fail(refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature envelope is %d bytes, over the %d-byte limit", len(in.Envelope), signature.MaxEnvelopeSize), nil))
 	}
 	ref := in.Repository + "@" + in.Subject.Digest.String()
 	stmt, err := v.policy.GetApplicableTrustPolicy(ref)
 	if err != nil {
-		return fail(unavailable(ReasonNoPolicy, "policy", fmt.Sprintf("no trust policy statement applies to %s: %v; add its repository to a statement's registryScopes, or add a \"*\" statement", in.Repository, err), err))
+		return fail(unavailable(ReasonNoPolicy, CheckPolicy, fmt.Sprintf("no trust policy statement applies to %s: %v; add its repository to a statement's registryScopes, or add a \"*\" statement", in.Repository, err), err))
 	}
 	level, err := stmt.SignatureVerification.GetVerificationLevel()
 	if err != nil {
-		return fail(unavailable(ReasonNoPolicy, "policy", fmt.Sprintf("trust policy %q: %v", stmt.Name, err), err))
+		return fail(unavailable(ReasonNoPolicy, CheckPolicy, fmt.Sprintf("trust policy %q: %v", stmt.Name, err), err))
 	}
 	res.Level, res.Policy = level.Name, stmt.Name
 
@@ -120,7 +152,7 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
 	})
 	if outcome == nil {
 		// notation refused before reading the signature.
-		return fail(unavailable(ReasonNoPolicy, "policy", fmt.Sprintf("verification could not start: %v", verr), verr))
+		return fail(unavailable(ReasonNoPolicy, CheckPolicy, fmt.Sprintf("verification could not start: %v", verr), verr))
 	}
 	revocationAction := level.Enforcement[trustpolicy.TypeRevocation]
 	if level.Name == trustpolicy.LevelSkip.Name {
@@ -172,24 +204,12 @@ func (r *Result) facts(outcome *notation.VerificationOutcome, rec *awsplugin.Rec
 	if outcome.EnvelopeContent == nil {
 		return
 	}
-	si := outcome.EnvelopeContent.SignerInfo
-	r.SigningTime = si.SignedAttributes.SigningTime.UTC()
-	r.Expiry = si.SignedAttributes.Expiry.UTC()
-	r.SigningScheme = string(si.SignedAttributes.SigningScheme)
+	si := &outcome.EnvelopeContent.SignerInfo
+	f := awssigner.FactsOf(si)
+	r.SigningTime, r.Expiry, r.SigningScheme = f.SigningTime, f.Expiry, f.SigningScheme
+	r.SigningProfileVersionARN, r.SigningJobARN, r.SigningProfileARN = f.SigningProfileVersionARN, f.SigningJobARN, f.SigningProfileARN
 	if len(si.CertificateChain) > 0 {
 		r.CertificateSubject = si.CertificateChain[0].Subject.String()
-	}
-	for _, a := range si.SignedAttributes.ExtendedAttributes {
-		val, _ := a.Value.(string)
-		switch a.Key {
-		case awsplugin.AttrProfileVersion:
-			r.SigningProfileVersionARN = val
-		case awsplugin.AttrSigningJob:
-			r.SigningJobARN = val
-		}
-	}
-	if p, err := signerapi.ParseProfileARN(r.SigningProfileVersionARN); err == nil {
-		r.SigningProfileARN = p.Unversioned()
 	}
 }
 
@@ -235,7 +255,7 @@ func (r *Result) checks(outcome *notation.VerificationOutcome, rec *awsplugin.Re
 	if rec.Identity.Checked {
 		idResult = &notation.ValidationResult{Type: trustpolicy.TypeAuthenticity}
 		if identityFailed {
-			idResult.Error = fmt.Errorf("signing profile version %s matches none of the trusted identities %v", rec.ProfileVersionARN, awsplugin.SignerIdentities(stmt.TrustedIdentities))
+			idResult.Error = fmt.Errorf("signing profile version %s matches none of the trusted identities %v", rec.ProfileVersionARN, awssigner.SignerIdentities(stmt.TrustedIdentities))
 		}
 	}
 	matched := ""
@@ -277,7 +297,7 @@ func (r *Result) explain(verr error, outcome *notation.VerificationOutcome, rec 
 		return refused(ReasonUntrustedRoot, failed, fmt.Sprintf("certificate chain of the signature (%s) does not lead to a root in trust stores %v of trust policy %q: %v; AWS Signer signatures need signingAuthority:%s (or aws-us-gov-signer-ts in GovCloud)",
 			chainRoot(outcome), stmt.TrustStores, stmt.Name, verr, "aws-signer-ts"), verr)
 	case CheckTrustedIdentity:
-		trusted := awsplugin.SignerIdentities(stmt.TrustedIdentities)
+		trusted := awssigner.SignerIdentities(stmt.TrustedIdentities)
 		return refused(ReasonUntrustedIdentity, failed, fmt.Sprintf("signing profile not trusted: the signature was made by %s (profile %s), but trust policy %q trusts only %s; to accept it, add %s to trustedIdentities",
 			who, orUnknown(r.SigningProfileARN), stmt.Name, listOrNone(trusted), orUnknown(r.SigningProfileARN)), verr)
 	case CheckExpiry:
@@ -298,13 +318,20 @@ func (r *Result) explain(verr error, outcome *notation.VerificationOutcome, rec 
 	if rec.PluginError != nil {
 		return refused(ReasonInvalidAttributes, CheckTrustedIdentity, fmt.Sprintf("the signature's AWS Signer attributes were rejected: %v", rec.PluginError), verr)
 	}
-	msg := verr.Error()
-	switch {
-	case strings.Contains(msg, "content descriptor mismatch"):
-		return refused(ReasonSubjectMismatch, CheckIntegrity, fmt.Sprintf("signature does not sign this artifact: it is for another descriptor than %s %s (%d bytes)", in.Subject.MediaType, in.Subject.Digest, in.Subject.Size), verr)
-	case strings.Contains(msg, "was not processed by the verification plugin"):
-		return refused(ReasonUnprocessedCritical, CheckIntegrity, fmt.Sprintf("signature carries an attribute this verifier does not know, so it is refused: %v; only %s and %s are understood", verr, awsplugin.AttrProfileVersion, awsplugin.AttrSigningJob), verr)
-	case strings.Contains(msg, "verificationPlugin"), strings.Contains(msg, "verification plugin"), errors.As(verr, new(notation.ErrorVerificationInconclusive)):
+	// notation-go reports these two as untyped errors; tell them apart by
+	// what the envelope says, not by notation's wording.
+	if outcome.EnvelopeContent != nil {
+		if target, ok := signedTarget(outcome); ok && !sameDescriptor(target, in.Subject) {
+			return refused(ReasonSubjectMismatch, CheckIntegrity, fmt.Sprintf("signature does not sign this artifact: it signs %s %s (%d bytes), not %s %s (%d bytes)",
+				target.MediaType, target.Digest, target.Size, in.Subject.MediaType, in.Subject.Digest, in.Subject.Size), verr)
+		}
+		if keys := unknownCriticalAttributes(outcome); len(keys) > 0 {
+			return refused(ReasonUnprocessedCritical, CheckIntegrity, fmt.Sprintf("signature carries critical attributes this verifier does not know (%s), so it is refused; only %s and %s are understood",
+				strings.Join(keys, ", "), awssigner.AttrProfileVersion, awssigner.AttrSigningJob), verr)
+		}
+	}
+	var inconclusive notation.ErrorVerificationInconclusive
+	if errors.As(verr, &inconclusive) {
 		return refused(ReasonNotAWSSigner, CheckAuthenticity, fmt.Sprintf("not an AWS Signer signature: %v", verr), verr)
 	}
 	return refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature refused: %v", verr), verr)
@@ -320,10 +347,42 @@ func pluginAttributeProblem(outcome *notation.VerificationOutcome) string {
 		return "the envelope has no io.cncf.notary.verificationPlugin attribute"
 	case !attr.Critical:
 		return "io.cncf.notary.verificationPlugin is not marked critical"
-	case attr.Value != awsplugin.Name:
-		return fmt.Sprintf("io.cncf.notary.verificationPlugin is %v, not %s", attr.Value, awsplugin.Name)
+	case attr.Value != awssigner.PluginName:
+		return fmt.Sprintf("io.cncf.notary.verificationPlugin is %v, not %s", attr.Value, awssigner.PluginName)
 	}
 	return ""
+}
+
+// signedTarget is the descriptor the signature's payload names.
+func signedTarget(outcome *notation.VerificationOutcome) (ocispec.Descriptor, bool) {
+	var p struct {
+		TargetArtifact *ocispec.Descriptor `json:"targetArtifact"`
+	}
+	if json.Unmarshal(outcome.EnvelopeContent.Payload.Content, &p) != nil || p.TargetArtifact == nil {
+		return ocispec.Descriptor{}, false
+	}
+	return *p.TargetArtifact, true
+}
+
+// sameDescriptor compares as notation does: media type, digest and size.
+func sameDescriptor(a, b ocispec.Descriptor) bool {
+	return a.MediaType == b.MediaType && a.Digest == b.Digest && a.Size == b.Size
+}
+
+// unknownCriticalAttributes lists the critical extended attributes that
+// neither notation nor the AWS Signer plugin processes.
+func unknownCriticalAttributes(outcome *notation.VerificationOutcome) []string {
+	var keys []string
+	for _, a := range outcome.EnvelopeContent.SignerInfo.SignedAttributes.ExtendedAttributes {
+		switch a.Key {
+		case awssigner.AttrProfileVersion, awssigner.AttrSigningJob, nverifier.HeaderVerificationPlugin, nverifier.HeaderVerificationPluginMinVersion:
+			continue
+		}
+		if a.Critical {
+			keys = append(keys, fmt.Sprint(a.Key))
+		}
+	}
+	return keys
 }
 
 func chainRoot(outcome *notation.VerificationOutcome) string {

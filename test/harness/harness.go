@@ -21,7 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signing"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/registry"
@@ -122,7 +124,10 @@ func NewStack(o StackOptions) (*Stack, error) {
 	}
 	s := &Stack{Dir: o.Dir, Registry: reg, Emulator: emu}
 	s.AWS = aws.Config{Region: emu.Region(), Credentials: credentials.NewStaticCredentialsProvider("AKIDHARNESS", "secret", "")}
-	s.Clients = signerapi.NewFactory(signerapi.Options{Endpoint: emu.URL(), Base: &s.AWS})
+	if s.Clients, err = signerapi.NewFactory(signerapi.Options{Endpoint: emu.URL(), Base: &s.AWS, MaxAttempts: config.DefaultMaxAttempts, MaxBackoff: config.DefaultMaxBackoff}); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if s.ProfileARN, s.VersionARN, err = emu.CreateProfile("Team", 12); err != nil {
 		s.Close()
 		return nil, err
@@ -148,7 +153,7 @@ func (s *Stack) PushImage(ctx context.Context, repo, tag string) (string, ocispe
 	if err != nil {
 		return "", ocispec.Descriptor{}, err
 	}
-	desc, err := img.PushImage(ctx, tag, []byte(repo+":"+tag+" "+time.Now().String()))
+	desc, err := registry.PushImage(ctx, img.Repo, tag, []byte(repo+":"+tag+" "+time.Now().String()))
 	return s.Registry.Host + "/" + repo + ":" + tag, desc, err
 }
 
@@ -167,7 +172,7 @@ func (s *Stack) Sign(ctx context.Context, repo string, subject ocispec.Descripto
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
-	desc, err := img.PushSignature(ctx, subject, signed.Envelope, oci.MediaTypeJWS, signed.Metadata)
+	desc, err := img.PushSignature(ctx, subject, signed.Envelope, signature.MediaTypeJWS, signed.Metadata)
 	if err != nil {
 		return ocispec.Descriptor{}, "", err
 	}
@@ -185,7 +190,7 @@ func (s *Stack) VerifierConfig(name, level string, identities []string, extra ma
 	c := map[string]any{
 		"name":          name,
 		"type":          "awssigner",
-		"artifactTypes": oci.ArtifactTypeSignature,
+		"artifactTypes": signature.ArtifactType,
 		"trustPolicyDoc": map[string]any{"version": "1.0", "trustPolicies": []any{map[string]any{
 			"name": "team", "registryScopes": []string{"*"},
 			"signatureVerification": map[string]any{"level": level},
@@ -213,7 +218,7 @@ func (s *Stack) RatifyConfig(pluginDir string, policy string, verifiers ...map[s
 			"name": "oras", "useHttp": true, "localCachePath": filepath.Join(s.Dir, "oras-cache"),
 		}}},
 		"policy": map[string]any{"version": "1.0.0", "plugin": map[string]any{
-			"name": "configPolicy", "artifactVerificationPolicies": map[string]any{oci.ArtifactTypeSignature: policy},
+			"name": "configPolicy", "artifactVerificationPolicies": map[string]any{signature.ArtifactType: policy},
 		}},
 		"verifier": map[string]any{"version": "1.0.0", "pluginBinDirs": []string{pluginDir}, "plugins": verifiers},
 		"executor": map[string]any{"verificationRequestTimeout": 2900},

@@ -5,6 +5,8 @@
 package registry
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,7 +18,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 )
@@ -124,4 +131,33 @@ func (r *Registry) Close() error {
 	err := r.srv.Close()
 	<-r.done
 	return err
+}
+
+// PushImage stores a small OCI image (config and one layer) in repo, tags
+// it, and returns its descriptor: something for tests to sign.
+func PushImage(ctx context.Context, repo *remote.Repository, tag string, layer []byte) (ocispec.Descriptor, error) {
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["` + digest.FromBytes(layer).String() + `"]}}`)
+	cfgDesc := content.NewDescriptorFromBytes(ocispec.MediaTypeImageConfig, config)
+	layerDesc := content.NewDescriptorFromBytes(ocispec.MediaTypeImageLayer, layer)
+	for _, b := range []struct {
+		d ocispec.Descriptor
+		c []byte
+	}{{cfgDesc, config}, {layerDesc, layer}} {
+		if err := repo.Push(ctx, b.d, bytes.NewReader(b.c)); err != nil && !errors.Is(err, errdef.ErrAlreadyExists) {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "", oras.PackManifestOptions{
+		ConfigDescriptor: &cfgDesc,
+		Layers:           []ocispec.Descriptor{layerDesc},
+	})
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if tag != "" {
+		if err := repo.Tag(ctx, desc, tag); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	return ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 )
 
 // Both modes hold the signature; only the API mode answers the referrers
@@ -21,11 +22,11 @@ func TestReferrersModes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		subject, err := img.PushImage(ctx, "v1", []byte("layer"))
+		subject, err := PushImage(ctx, img.Repo, "v1", []byte("layer"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		sig, err := img.PushSignature(ctx, subject, []byte(`{"payload":""}`), oci.MediaTypeJWS, nil)
+		sig, err := img.PushSignature(ctx, subject, []byte(`{"payload":""}`), signature.MediaTypeJWS, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,10 +39,10 @@ func TestReferrersModes(t *testing.T) {
 			t.Errorf("referrers API enabled=%v: endpoint answered %d", api, resp.StatusCode)
 		}
 		sigs, err := img.Signatures(ctx, subject)
-		if err != nil || len(sigs) != 1 || sigs[0].Digest != sig.Digest || sigs[0].ArtifactType != oci.ArtifactTypeSignature {
+		if err != nil || len(sigs) != 1 || sigs[0].Digest != sig.Digest || sigs[0].ArtifactType != signature.ArtifactType {
 			t.Errorf("referrers API enabled=%v: signatures %v, %v", api, sigs, err)
 		}
-		got, err := img.FetchSignature(ctx, sigs[0])
+		got, err := signature.Read(ctx, img.Repo, sigs[0], subject.Digest)
 		if err != nil || string(got.Envelope) != `{"payload":""}` || got.Subject.Digest != subject.Digest {
 			t.Errorf("fetch: %v %v", got, err)
 		}

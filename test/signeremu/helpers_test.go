@@ -43,7 +43,7 @@ func startEmu(t *testing.T, opts Options) *Emulator {
 // attempts attempts per call.
 func sdkClient(t *testing.T, e *Emulator, region string, attempts int) *signer.Client {
 	t.Helper()
-	f := signerapi.NewFactory(signerapi.Options{
+	f, err := signerapi.NewFactory(signerapi.Options{
 		Endpoint:    e.URL(),
 		MaxAttempts: attempts,
 		MaxBackoff:  20 * time.Millisecond,
@@ -52,6 +52,9 @@ func sdkClient(t *testing.T, e *Emulator, region string, attempts int) *signer.C
 			Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := f.Client(context.Background(), region)
 	if err != nil {
 		t.Fatalf("client: %v", err)

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 )
 
@@ -363,7 +363,7 @@ func (e *Emulator) revokeVersionLocked(versionARN string, effective time.Time) {
 	if _, done := e.revokedVersions[versionARN]; !done {
 		e.revokedVersions[versionARN] = effective.UTC()
 	}
-	pa, err := signerapi.ParseProfileARN(versionARN)
+	pa, err := awssigner.ParseProfileARN(versionARN)
 	if err != nil || pa.Account != e.account || pa.Partition != partitionOf(pa.Region) {
 		return
 	}
@@ -404,8 +404,8 @@ func parseJobARN(s string) (arn.ARN, error) {
 }
 
 // parseVersionARN checks a signing-profile version ARN.
-func parseVersionARN(s string) (signerapi.ProfileARN, error) {
-	pa, err := signerapi.ParseProfileARN(s)
+func parseVersionARN(s string) (awssigner.ProfileARN, error) {
+	pa, err := awssigner.ParseProfileARN(s)
 	if err != nil {
 		return pa, err
 	}

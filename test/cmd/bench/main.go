@@ -22,7 +22,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 )
@@ -92,7 +92,7 @@ func run(bin string, runs int) error {
 		return err
 	}
 	notationCfg := map[string]any{
-		"name": "verifier-notation", "type": "notation", "artifactTypes": oci.ArtifactTypeSignature,
+		"name": "verifier-notation", "type": "notation", "artifactTypes": signature.ArtifactType,
 		"verificationCerts": []string{certFile},
 		"trustPolicyDoc": map[string]any{"version": "1.0", "trustPolicies": []any{map[string]any{
 			"name": "all", "registryScopes": []string{"*"}, "signatureVerification": map[string]any{"level": "strict"},
@@ -104,7 +104,7 @@ func run(bin string, runs int) error {
 	stdin, _ := json.Marshal(map[string]any{
 		"config":        awsCfg,
 		"storeConfig":   map[string]any{"version": "1.0.0", "pluginBinDirs": nil, "store": map[string]any{"name": "oras", "useHttp": true, "localCachePath": filepath.Join(dir, "oras-cache")}},
-		"referenceDesc": map[string]any{"mediaType": sig.MediaType, "digest": sig.Digest, "size": sig.Size, "artifactType": oci.ArtifactTypeSignature},
+		"referenceDesc": map[string]any{"mediaType": sig.MediaType, "digest": sig.Digest, "size": sig.Size, "artifactType": signature.ArtifactType},
 	})
 	env := append(harness.Env(dir), "RATIFY_VERIFIER_COMMAND=VERIFY", "RATIFY_VERIFIER_SUBJECT="+ref, "RATIFY_VERIFIER_VERSION=1.0.0")
 	pluginStats := &stats{name: "plugin process alone (warm caches)"}
@@ -233,7 +233,7 @@ func notationImage(ctx context.Context, s *harness.Stack, dir string) (string, s
 	if err != nil {
 		return "", "", err
 	}
-	if _, err := img.PushSignature(ctx, desc, env.Raw, oci.MediaTypeJWS, nil); err != nil {
+	if _, err := img.PushSignature(ctx, desc, env.Raw, signature.MediaTypeJWS, nil); err != nil {
 		return "", "", err
 	}
 	certFile := filepath.Join(dir, "notation-ca.pem")

@@ -1,0 +1,110 @@
+// Package compose builds a ready verifier from a resolved configuration
+// and explicit choices that are not configuration (where revocation
+// answers are kept, the AWS base configuration, the version to report).
+// It is the only package that wires the SDK client factory, the revocation
+// checker, its cache and the verification core together.
+package compose
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signerapi"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
+)
+
+// Cache says where revocation answers are kept.
+type Cache int
+
+// Where revocation answers are kept; there is no default.
+const (
+	// NoCache asks AWS Signer on every verification.
+	NoCache Cache = iota + 1
+	// MemoryCache keeps answers for the life of the process.
+	MemoryCache
+	// DiskCache keeps answers in revocation.cacheDir (or
+	// config.DefaultCacheDir), shared by processes; when the directory
+	// cannot be used, verification goes on without a cache and Warn says
+	// why.
+	DiskCache
+)
+
+// Options are the parts of a verifier that do not come from the
+// configuration document.
+type Options struct {
+	// Cache is required. A configuration with cacheTTL 0s keeps nothing
+	// whatever Cache says.
+	Cache Cache
+	// AWS replaces the SDK's default configuration loading (tests).
+	AWS *aws.Config
+	// Version is reported as the plugin version and in the User-Agent.
+	Version string
+	// Warn and Debug receive one line each about the cache (may be nil).
+	Warn, Debug func(format string, args ...any)
+}
+
+// Verifier builds the verifier c describes.
+func Verifier(c *config.Config, o Options) (*verification.Verifier, error) {
+	if c == nil {
+		return nil, errors.New("compose: no configuration")
+	}
+	if o.Cache < NoCache || o.Cache > DiskCache {
+		return nil, fmt.Errorf("compose: Options.Cache %d is not NoCache, MemoryCache or DiskCache", o.Cache)
+	}
+	appID := "ratify-aws-signer"
+	if o.Version != "" {
+		appID += "_" + o.Version
+	}
+	clients, err := signerapi.NewFactory(signerapi.Options{
+		Region: c.AWS.Region, Endpoint: c.AWS.Endpoint, UseFIPSEndpoint: c.AWS.UseFIPSEndpoint,
+		MaxAttempts: c.Revocation.MaxAttempts, MaxBackoff: c.Revocation.MaxBackoff,
+		Base: o.AWS, AppID: appID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var checker revocation.Checker = &revocation.SignerChecker{Clients: clients, Budget: c.Revocation.Timeout}
+	if cache := o.cache(c); cache != nil {
+		checker = &revocation.Cached{Next: checker, Cache: cache, TTL: c.Revocation.CacheTTL}
+	}
+	return verification.New(verification.Options{
+		Policy:        c.TrustPolicy,
+		TrustStore:    c.TrustStore,
+		Revocation:    checker,
+		PluginVersion: o.Version,
+	})
+}
+
+// cache opens the chosen cache, or returns nil for none.
+func (o Options) cache(c *config.Config) revocation.Cache {
+	if c.Revocation.CacheTTL <= 0 {
+		return nil
+	}
+	switch o.Cache {
+	case MemoryCache:
+		return revocation.NewMemoryCache(0)
+	case DiskCache:
+		dir, why := c.Revocation.CacheDir, "revocation.cacheDir"
+		if dir == "" {
+			dir, why = config.DefaultCacheDir()
+		}
+		dc, err := revocation.OpenDiskCache(dir, revocation.DiskCacheOptions{})
+		if err != nil {
+			say(o.Warn, "revocation cache disabled: %v (set revocation.cacheDir to a writable directory of this user)", err)
+			return nil
+		}
+		say(o.Debug, "revocation cache in %s (%s)", dir, why)
+		return dc
+	}
+	return nil
+}
+
+func say(f func(string, ...any), format string, args ...any) {
+	if f != nil {
+		f(format, args...)
+	}
+}
