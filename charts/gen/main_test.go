@@ -117,3 +117,16 @@ func mustWrite(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWrapAddsChartMetadata: the chart's labels follow metadata.name and
+// the common annotations open metadata.annotations, once each.
+func TestWrapAddsChartMetadata(t *testing.T) {
+	src := "kind: ConstraintTemplate\nmetadata:\n  name: x\n  annotations:\n    a: b\nspec:\n  name: not-metadata\n  annotations:\n"
+	got := string(Wrap("p", []byte(src)))
+	if !strings.Contains(got, "  name: x\n"+metadataLabels+"  annotations:\n"+metadataAnnotations+"    a: b\n") {
+		t.Errorf("labels/annotations not injected in metadata:\n%s", got)
+	}
+	if strings.Count(got, metadataLabels) != 1 || strings.Count(got, metadataAnnotations) != 1 {
+		t.Errorf("injected more than once:\n%s", got)
+	}
+}

@@ -48,10 +48,12 @@ func TestReadmeValuesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaves := map[string]any{}
+	// Maps passed through to Kubernetes as they are: one row each.
+	whole := map[string]bool{"policies.constraints.job.resources": true}
 	var walk func(prefix string, m map[string]any)
 	walk = func(prefix string, m map[string]any) {
 		for k, v := range m {
-			if sub, ok := v.(map[string]any); ok && len(sub) > 0 {
+			if sub, ok := v.(map[string]any); ok && len(sub) > 0 && !whole[prefix+k] {
 				walk(prefix+k+".", sub)
 				continue
 			}

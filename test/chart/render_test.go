@@ -25,10 +25,13 @@ var (
 	policiesDir = filepath.Join(repoRoot, "policies")
 )
 
-// The APIs the chart's guards look for.
+// The APIs the chart's guards look for, and the Verifier kind it renders by
+// default.
 const (
-	verifierAPI   = "config.ratify.deislabs.io/v1beta1/Verifier"
-	constraintAPI = "constraints.gatekeeper.sh/v1beta1/AWSSignerVerifiedImages"
+	verifierAPI        = "config.ratify.deislabs.io/v1beta1/NamespacedVerifier"
+	clusterVerifierAPI = "config.ratify.deislabs.io/v1beta1/Verifier"
+	constraintAPI      = "constraints.gatekeeper.sh/v1beta1/AWSSignerVerifiedImages"
+	verifierKind       = "NamespacedVerifier"
 )
 
 // releaseNamespace is where Ratify runs in its documented install.
@@ -73,7 +76,10 @@ func mustInstall(t *testing.T, vals map[string]any, apis ...string) (*release.Re
 	return rel, objects(t, rel)
 }
 
-// objects splits a release's manifest into objects, in Helm's install order.
+// objects splits a release's manifest into objects, in Helm's install order,
+// followed by its hooks (in weight order) and by the Constraints the
+// constraints Job applies from its ConfigMap (source "<template> (ConfigMap
+// data)"): everything the release puts in the cluster.
 func objects(t *testing.T, rel *release.Release) []rendered {
 	t.Helper()
 	manifests := releaseutil.SplitManifests(rel.Manifest)
@@ -82,9 +88,17 @@ func objects(t *testing.T, rel *release.Release) []rendered {
 		keys = append(keys, k)
 	}
 	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
-	var out []rendered
+	texts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		m := manifests[k]
+		texts = append(texts, manifests[k])
+	}
+	hooks := append([]*release.Hook(nil), rel.Hooks...)
+	sort.SliceStable(hooks, func(i, j int) bool { return hooks[i].Weight < hooks[j].Weight })
+	for _, h := range hooks {
+		texts = append(texts, "# Source: "+h.Path+"\n"+h.Manifest)
+	}
+	var out []rendered
+	for _, m := range texts {
 		source := "?"
 		if i := strings.Index(m, "# Source: "); i >= 0 {
 			source = strings.TrimSpace(strings.SplitN(m[i+len("# Source: "):], "\n", 2)[0])
@@ -96,7 +110,20 @@ func objects(t *testing.T, rel *release.Release) []rendered {
 		if len(obj) == 0 {
 			continue
 		}
-		out = append(out, rendered{source: source, obj: &unstructured.Unstructured{Object: obj}})
+		u := &unstructured.Unstructured{Object: obj}
+		out = append(out, rendered{source: source, obj: u})
+		if u.GetKind() == "ConfigMap" && strings.HasSuffix(u.GetName(), "-constraints") {
+			data, _, _ := unstructured.NestedString(obj, "data", "constraints.yaml")
+			for _, doc := range releaseutil.SplitManifests(data) {
+				var c map[string]any
+				if err := yaml.Unmarshal([]byte(doc), &c); err != nil {
+					t.Fatalf("%s: constraints.yaml does not parse: %v\n%s", source, err, doc)
+				}
+				if len(c) > 0 {
+					out = append(out, rendered{source: source + " (ConfigMap data)", obj: &unstructured.Unstructured{Object: c}})
+				}
+			}
+		}
 	}
 	return out
 }
@@ -148,7 +175,7 @@ func values(t *testing.T, text string) map[string]any {
 // verifierParams returns the single Verifier's spec.parameters.
 func verifierParams(t *testing.T, objs []rendered) map[string]any {
 	t.Helper()
-	vs := ofKind(objs, "Verifier")
+	vs := ofKind(objs, verifierKind)
 	if len(vs) != 1 {
 		t.Fatalf("want 1 Verifier, got %d", len(vs))
 	}

@@ -106,13 +106,25 @@ func TestSchemaIsStrictEverywhere(t *testing.T) {
 	if s["$schema"] != "http://json-schema.org/draft-07/schema#" {
 		t.Errorf("$schema = %v, want draft-07", s["$schema"])
 	}
+	// Free-form on purpose: values other charts share (global), metadata
+	// maps (checked by the API server), and Kubernetes' own pod fields the
+	// constraints Job passes through.
+	freeForm := map[string]bool{
+		"#/properties/global":            true,
+		"#/properties/commonLabels":      true,
+		"#/properties/commonAnnotations": true,
+		"#/properties/policies/properties/constraints/properties/job/properties/resources":              true,
+		"#/properties/policies/properties/constraints/properties/job/properties/nodeSelector":           true,
+		"#/properties/policies/properties/constraints/properties/job/properties/tolerations/items":      true,
+		"#/properties/policies/properties/constraints/properties/job/properties/imagePullSecrets/items": true,
+	}
 	var walk func(path string, v any)
 	walk = func(path string, v any) {
 		switch n := v.(type) {
 		case map[string]any:
 			_, props := n["properties"]
 			_, pattern := n["patternProperties"]
-			if n["type"] == "object" || props || pattern {
+			if (n["type"] == "object" || props || pattern) && !freeForm[path] {
 				if n["additionalProperties"] != false {
 					t.Errorf("%s: object schema without \"additionalProperties\": false", path)
 				}

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kubescheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
@@ -196,6 +197,9 @@ func (r rendered) String() string {
 	return fmt.Sprintf("%s %s (%s)", r.obj.GetKind(), r.obj.GetName(), r.source)
 }
 
+// namespacedBuiltins are the namespaced Kubernetes kinds the chart renders.
+var namespacedBuiltins = map[string]bool{"ConfigMap": true, "ServiceAccount": true, "Job": true}
+
 // validateRelease checks every rendered object against its schema and
 // returns the problems, each naming its object. Kinds without a known
 // schema are problems too: the chart only renders Ratify and Gatekeeper
@@ -228,7 +232,11 @@ func validateRelease(t *testing.T, objs []rendered) []string {
 
 	for _, r := range objs {
 		gvk := r.obj.GroupVersionKind()
-		for _, e := range apimachineryvalidation.ValidateObjectMetaAccessor(r.obj, false, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata")) {
+		namespaced := namespacedBuiltins[gvk.Kind]
+		if c, ok := known[gvk]; ok {
+			namespaced = c.namespaced
+		}
+		for _, e := range apimachineryvalidation.ValidateObjectMetaAccessor(r.obj, namespaced, apimachineryvalidation.NameIsDNSSubdomain, field.NewPath("metadata")) {
 			add(r, "%v", e)
 		}
 		if gvk.Group == "constraints.gatekeeper.sh" {
@@ -254,7 +262,17 @@ func validateRelease(t *testing.T, objs []rendered) []string {
 		}
 		c, ok := known[gvk]
 		if !ok {
-			add(r, "no schema known for %s", gvk)
+			// Kubernetes' own kinds (the constraints Job, its RBAC and
+			// ConfigMap): strict conversion to the typed object, as the
+			// API server decodes it (an unknown or mistyped field fails).
+			typed, err := kubescheme.Scheme.New(gvk)
+			if err != nil {
+				add(r, "no schema known for %s", gvk)
+				continue
+			}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(r.obj.Object, typed, true); err != nil {
+				add(r, "not a valid %s: %v", gvk.Kind, err)
+			}
 			continue
 		}
 		if !c.namespaced && r.obj.GetNamespace() != "" {
@@ -263,7 +281,7 @@ func validateRelease(t *testing.T, objs []rendered) []string {
 		for _, msg := range c.check(r.obj.Object, true) {
 			add(r, "%s (schema from %s)", msg, c.source)
 		}
-		if gvk.Kind == "Verifier" {
+		if gvk.Kind == "Verifier" || gvk.Kind == "NamespacedVerifier" {
 			params, _, _ := unstructured.NestedMap(r.obj.Object, "spec", "parameters")
 			raw, err := json.Marshal(params)
 			if err != nil {

@@ -104,10 +104,27 @@ spec: {enforcementAction: block}`,
 		{
 			name: "kind without a schema",
 			obj: `
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: c}`,
+			want: "no schema known for example.com/v1, Kind=Widget",
+		},
+		{
+			name: "Kubernetes kind with an unknown field",
+			obj: `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: j, namespace: gatekeeper-system}
+spec: {template: {spec: {containers: [{name: c, image: i, arg: [x]}]}}}`,
+			want: "not a valid Job",
+		},
+		{
+			name: "namespaced Kubernetes kind without a namespace",
+			obj: `
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: c}`,
-			want: "no schema known for /v1, Kind=ConfigMap",
+			want: "metadata.namespace: Required value",
 		},
 		{
 			name: "cluster-scoped object with a namespace",

@@ -12,6 +12,37 @@ app.kubernetes.io/instance: {{ .Release.Name | trunc 63 | trimSuffix "-" | quote
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The selector of the Constraints this release applies (the constraints Job
+prunes the ones it no longer renders by it).
+*/}}
+{{- define "ratify-aws-signer.constraintSelector" -}}
+app.kubernetes.io/instance={{ .Release.Name | trunc 63 | trimSuffix "-" }},ratify-aws-signer/part=constraint
+{{- end -}}
+
+{{/*
+metadata.annotations of every object: commonAnnotations plus the object's
+own (a dict), or nothing.
+*/}}
+{{- define "ratify-aws-signer.annotations" -}}
+{{- $a := merge (deepCopy (.own | default dict)) (deepCopy (.root.Values.commonAnnotations | default dict)) -}}
+{{- with $a }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Where the Verifier lives and the scope the Constraints send to Ratify:
+"" for a cluster-wide Verifier, the release namespace for a NamespacedVerifier.
+*/}}
+{{- define "ratify-aws-signer.scope" -}}
+{{- if eq .Values.verifier.kind "NamespacedVerifier" }}{{ .Release.Namespace }}{{ end -}}
 {{- end -}}
 
 {{/*
@@ -116,4 +147,168 @@ Whether an unversioned signing-profile ARN is among trustedSigningProfiles
 {{- $t := lower . -}}
 {{- if or (eq $t $want) (hasPrefix (printf "%s/" $want) $t) }}true{{ end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Refuses a cluster-wide Verifier that would share Notation signatures with
+another cluster-wide Verifier while Ratify runs its config policy: that
+policy runs only the first matching verifier, in random order, so a validly
+signed image would be denied at random. Reads the cluster (lookup): offline
+rendering (helm template, GitOps diff) sees nothing and passes.
+*/}}
+{{- define "ratify-aws-signer.coexistenceGuard" -}}
+{{- if not .Values.verifier.allowSharedNotationVerifiers -}}
+{{- $policy := lookup "config.ratify.deislabs.io/v1beta1" "Policy" "" "ratify-policy" -}}
+{{- $type := "" -}}
+{{- if $policy }}{{ $type = $policy.spec.type | default "" }}{{ end -}}
+{{- if or (eq $type "config-policy") (eq $type "configpolicy") -}}
+{{- $list := lookup "config.ratify.deislabs.io/v1beta1" "Verifier" "" "" -}}
+{{- range ($list.items | default list) -}}
+{{- $types := splitList "," (.spec.artifactTypes | default "" | nospace) -}}
+{{- if and (ne .metadata.name $.Values.verifier.name) (or (has "application/vnd.cncf.notary.signature" $types) (has "*" $types)) -}}
+{{- fail (printf "Verifier %s (spec.name %s) already claims Notation signatures (artifactTypes %s) and Ratify's Policy ratify-policy is a config-policy, which runs only the first matching verifier on a signature, in random order: a validly signed image would be denied at random (\"Ratify ran %s ... instead of awssigner\"). Use verifier.kind=NamespacedVerifier (the default: the Constraints then ask Ratify in this release's namespace scope, where only awssigner runs), or remove that Verifier (Ratify's chart: notation.enabled=false does not delete it; kubectl delete verifiers.config.ratify.deislabs.io %s), or switch Ratify to its Rego policy (policy.useRego=true). To install anyway set verifier.allowSharedNotationVerifiers=true" .metadata.name (.spec.name | default "") .spec.artifactTypes .metadata.name .metadata.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Helm hook annotations of the constraints Job and its RBAC, as YAML; the
+argument is the hook weight.
+*/}}
+{{- define "ratify-aws-signer.hook" -}}
+helm.sh/hook: post-install,post-upgrade
+helm.sh/hook-weight: {{ . | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+{{- end -}}
+
+{{/*
+The common part of the constraints Job's containers (the argument is
+policies.constraints.job).
+*/}}
+{{- define "ratify-aws-signer.jobContainer" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  capabilities: {drop: ["ALL"]}
+resources:
+  {{- toYaml .resources | nindent 2 }}
+volumeMounts:
+  - {name: constraints, mountPath: /constraints, readOnly: true}
+  - {name: tmp, mountPath: /tmp}
+{{- end -}}
+
+{{/*
+Combinations the schema cannot refuse and that would make the policy
+unsafe or useless; each failure says what to change.
+*/}}
+{{- define "ratify-aws-signer.validateConstraints" -}}
+{{- $v := .Values -}}
+{{- $c := $v.policies.constraints -}}
+{{- $all := list (dict "where" "policies.constraints" "exemptImages" $c.exemptImages "requireRevocationCheck" $c.requireRevocationCheck "enforcementAction" $c.enforcementAction) -}}
+{{- range $i, $r := $c.namespaceRestrictions -}}
+{{- $all = append $all (dict "where" (printf "policies.constraints.namespaceRestrictions[%d]" $i) "exemptImages" (hasKey $r "exemptImages" | ternary $r.exemptImages $c.exemptImages) "requireRevocationCheck" (hasKey $r "requireRevocationCheck" | ternary $r.requireRevocationCheck $c.requireRevocationCheck) "enforcementAction" ($r.enforcementAction | default $c.enforcementAction)) -}}
+{{- end -}}
+{{- range $all -}}
+{{- $where := .where -}}
+{{- range (.exemptImages | default list) -}}
+{{- if or (eq . "*") (eq . "**") -}}
+{{- fail (printf "%s.exemptImages: %q exempts every image, so nothing would be verified; list the registries or repositories to exempt (registry.example.com/platform/*), or set policies.constraints.enabled=false" $where .) -}}
+{{- end -}}
+{{- if and (not (hasSuffix "*" .)) (not (contains "@" .)) (regexMatch ":[^/]+$" .) (not (regexMatch "^[^/]+:[0-9]+$" .)) -}}
+{{- fail (printf "%s.exemptImages: %q names a tag; Ratify's mutation (on by default) replaces tags with digests before the policy sees the image, so it would stop matching. Exempt the repository (%s), a prefix (%s*) or a digest (…@sha256:…)" $where . (regexReplaceAll ":[^/]+$" . "") (regexReplaceAll ":[^/]+$" . "")) -}}
+{{- end -}}
+{{- end -}}
+{{- if and .requireRevocationCheck $v.verifier.enabled (not $v.trustPolicyDoc) (not $v.revocation.enabled) -}}
+{{- fail (printf "%s.requireRevocationCheck is true but revocation.enabled is false: the Verifier never asks AWS Signer, every signature's revocationStatus is \"skipped\", and every image would be denied. Enable revocation or drop requireRevocationCheck" $where) -}}
+{{- end -}}
+{{- if and (eq .enforcementAction "deny") $v.verifier.enabled (not $v.trustPolicyDoc) (has $v.verificationLevel (list "audit" "skip")) (not $c.allowWeakLevelWithDeny) -}}
+{{- fail (printf "%s.enforcementAction is deny but verificationLevel is %s, which accepts untrusted (audit) or unverified (skip) signatures: the Constraint would look enforcing and admit them. Use strict or permissive, or enforcementAction warn/dryrun while rolling out; set policies.constraints.allowWeakLevelWithDeny=true to install anyway" $where $v.verificationLevel) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Constraints as YAML documents (empty when none is enabled).
+*/}}
+{{- define "ratify-aws-signer.constraintDocs" -}}
+{{- $c := .Values.policies.constraints -}}
+{{- $scope := include "ratify-aws-signer.scope" . -}}
+{{- $own := dict -}}
+{{- if eq $c.install "manifest" }}{{ $_ := set $own "argocd.argoproj.io/sync-options" "SkipDryRunOnMissingResource=true" }}{{ end -}}
+{{- $names := dict -}}
+{{- if $c.clusterWide }}
+{{- $_ := set $names $c.name "clusterWide" }}
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: AWSSignerVerifiedImages
+metadata:
+  name: {{ $c.name }}
+  labels:
+    {{- include "ratify-aws-signer.labels" $ | nindent 4 }}
+    ratify-aws-signer/part: constraint
+  {{- with include "ratify-aws-signer.annotations" (dict "root" $ "own" $own) }}{{ . | trim | nindent 2 }}{{ end }}
+spec:
+  enforcementAction: {{ $c.enforcementAction }}
+  match:
+    kinds:
+      {{- toYaml $c.kinds | nindent 6 }}
+    {{- with $c.excludedNamespaces }}
+    excludedNamespaces:
+      {{- toYaml . | nindent 6 }}
+    {{- end }}
+  parameters:
+    provider: {{ $c.provider }}
+    {{- with $scope }}
+    ratifyNamespace: {{ . }}
+    {{- end }}
+    exemptImages: {{ toJson ($c.exemptImages | default list) }}
+    requireRevocationCheck: {{ $c.requireRevocationCheck }}
+{{- end }}
+{{- range $i, $r := $c.namespaceRestrictions }}
+{{- $first := first $r.namespaces }}
+{{- $name := $r.name | default (printf "%s-%s" $c.name $first) }}
+{{- if not $r.name }}
+{{- if or (contains "*" $first) (contains ":" $first) (gt (len $name) 63) }}
+{{- fail (printf "policies.constraints.namespaceRestrictions[%d]: give it a name (at most 63 characters); the default %q is not a valid Constraint name" $i $name) }}
+{{- end }}
+{{- end }}
+{{- if hasKey $names $name }}
+{{- fail (printf "policies.constraints.namespaceRestrictions[%d]: Constraint name %q is already used; give the entry a different name" $i $name) }}
+{{- end }}
+{{- $_ := set $names $name "restriction" }}
+{{- if and $.Values.verifier.enabled (not $.Values.trustPolicyDoc) }}
+{{- range $r.allowedSigningProfiles }}
+{{- if not (include "ratify-aws-signer.profileTrusted" (dict "profile" . "trusted" $.Values.trustedSigningProfiles)) }}
+{{- fail (printf "policies.constraints.namespaceRestrictions[%d].allowedSigningProfiles: %s is not in trustedSigningProfiles, so Ratify would refuse every signature it makes and the namespace would admit nothing; add it to trustedSigningProfiles or fix the ARN" $i .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: AWSSignerVerifiedImages
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "ratify-aws-signer.labels" $ | nindent 4 }}
+    ratify-aws-signer/part: constraint
+  {{- with include "ratify-aws-signer.annotations" (dict "root" $ "own" $own) }}{{ . | trim | nindent 2 }}{{ end }}
+spec:
+  enforcementAction: {{ $r.enforcementAction | default $c.enforcementAction }}
+  match:
+    kinds:
+      {{- toYaml $c.kinds | nindent 6 }}
+    namespaces:
+      {{- toYaml $r.namespaces | nindent 6 }}
+  parameters:
+    provider: {{ $c.provider }}
+    {{- with $scope }}
+    ratifyNamespace: {{ . }}
+    {{- end }}
+    allowedSigningProfiles:
+      {{- toYaml $r.allowedSigningProfiles | nindent 6 }}
+    exemptImages: {{ toJson (hasKey $r "exemptImages" | ternary $r.exemptImages $c.exemptImages | default list) }}
+    requireRevocationCheck: {{ hasKey $r "requireRevocationCheck" | ternary $r.requireRevocationCheck $c.requireRevocationCheck }}
+{{- end }}
 {{- end -}}
