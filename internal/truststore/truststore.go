@@ -13,11 +13,13 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 
 	nstore "github.com/notaryproject/notation-go/verifier/truststore"
 )
@@ -164,15 +166,50 @@ func load(entry string) ([]*x509.Certificate, error) {
 	if !filepath.IsAbs(trimmed) {
 		return nil, fmt.Errorf("neither PEM text nor an absolute file path: %.40q", trimmed)
 	}
-	data, err := os.ReadFile(trimmed)
+	data, err := ReadFile(trimmed)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", trimmed, err)
+		return nil, err
 	}
 	certs, err := ParsePEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", trimmed, err)
 	}
 	return certs, nil
+}
+
+// MaxFileSize bounds a trust store file (a PEM bundle of every public CA
+// is about 250 KiB).
+const MaxFileSize = 1 << 20
+
+// ReadFile reads a trust store file: a regular file (not a device, FIFO or
+// directory, after links are followed) of at most MaxFileSize bytes, read
+// once through a bound, so a path such as /dev/zero cannot make decoding
+// read without end.
+func ReadFile(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s); give a PEM file", path, fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit for a trust store file", path, fi.Size(), MaxFileSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s grew past the %d-byte limit while read", path, MaxFileSize)
+	}
+	return data, nil
 }
 
 func selfSigned(c *x509.Certificate) bool {

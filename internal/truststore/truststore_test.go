@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,16 +88,29 @@ func TestExtraStores(t *testing.T) {
 
 func TestExtraStoreErrors(t *testing.T) {
 	leaf := selfSignedPEM(t, "x", false) // self-signed is accepted
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, append([]byte(leaf), make([]byte, MaxFileSize)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
 		in   map[string]map[string][]string
 		want string
 	}{
-		"bad type":     {map[string]map[string][]string{"x509": {"a": {leaf}}}, "trustStores.x509: unknown trust store type"},
-		"bad name":     {map[string]map[string][]string{"ca": {"a b": {leaf}}}, "trustStores.ca.a b: invalid store name"},
-		"empty":        {map[string]map[string][]string{"ca": {"a": {}}}, "trustStores.ca.a: no certificates"},
-		"relative":     {map[string]map[string][]string{"ca": {"a": {"certs/root.pem"}}}, "trustStores.ca.a[0]: neither PEM text nor an absolute file path"},
-		"missing file": {map[string]map[string][]string{"ca": {"a": {"/nonexistent/root.pem"}}}, "trustStores.ca.a[0]: read /nonexistent/root.pem"},
-		"garbage pem":  {map[string]map[string][]string{"ca": {"a": {"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}}, "trustStores.ca.a[0]: parse certificate"},
+		"bad type":       {map[string]map[string][]string{"x509": {"a": {leaf}}}, "trustStores.x509: unknown trust store type"},
+		"bad name":       {map[string]map[string][]string{"ca": {"a b": {leaf}}}, "trustStores.ca.a b: invalid store name"},
+		"empty":          {map[string]map[string][]string{"ca": {"a": {}}}, "trustStores.ca.a: no certificates"},
+		"relative":       {map[string]map[string][]string{"ca": {"a": {"certs/root.pem"}}}, "trustStores.ca.a[0]: neither PEM text nor an absolute file path"},
+		"missing file":   {map[string]map[string][]string{"ca": {"a": {"/nonexistent/root.pem"}}}, "trustStores.ca.a[0]: read /nonexistent/root.pem"},
+		"endless device": {map[string]map[string][]string{"ca": {"a": {"/dev/zero"}}}, "trustStores.ca.a[0]: /dev/zero is not a regular file"},
+		"fifo":           {map[string]map[string][]string{"ca": {"a": {fifo}}}, "is not a regular file"},
+		"directory":      {map[string]map[string][]string{"ca": {"a": {dir}}}, "is not a regular file"},
+		"huge file":      {map[string]map[string][]string{"ca": {"a": {big}}}, "over the 1048576-byte limit"},
+		"garbage pem":    {map[string]map[string][]string{"ca": {"a": {"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}}}, "trustStores.ca.a[0]: parse certificate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := New(tc.in)

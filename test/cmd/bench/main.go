@@ -3,12 +3,20 @@
 // `ratify verify` with the plugin, and, as the anchor, a whole
 // `ratify verify` of an equivalent image through Ratify's built-in notation
 // verifier (x509 "ca" trust store, no plugin); plus the plugin's peak RSS
-// and the GetRevocationStatus calls 100 verifications make.
+// and the GetRevocationStatus calls 100 verifications make. Two anchors
+// measured in the same run make the figures comparable across machines
+// (absolute times differ about 1.5× between them): the exec of a static
+// no-op binary, and the P-384 floor (5 bare verifications). -compare runs a
+// second plugin binary interleaved with the first (before/after a change).
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha512"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
@@ -27,12 +35,16 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 )
 
-var verbose *bool
+var (
+	verbose *bool
+	compare string
+)
 
 func main() {
 	bin := flag.String("bin", "bin", "directory holding ratify and awssigner")
 	runs := flag.Int("runs", 200, "runs per measurement")
 	verbose = flag.Bool("v", false, "print the plugin's log of one warm run")
+	flag.StringVar(&compare, "compare", "", "another awssigner binary to time interleaved with bin/awssigner (e.g. the previous commit's)")
 	flag.Parse()
 	if err := run(*bin, *runs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -108,21 +120,37 @@ func run(bin string, runs int) error {
 	})
 	env := append(harness.Env(dir), "RATIFY_VERIFIER_COMMAND=VERIFY", "RATIFY_VERIFIER_SUBJECT="+ref, "RATIFY_VERIFIER_VERSION=1.0.0")
 	pluginStats := &stats{name: "plugin process alone (warm caches)"}
+	noop, err := buildNoop(dir)
+	if err != nil {
+		return err
+	}
+	noopStats := &stats{name: "anchor: exec of a static no-op binary"}
+	measured := []struct {
+		st   *stats
+		path string
+	}{{pluginStats, plugin}, {noopStats, noop}}
+	if compare != "" {
+		measured = append(measured, struct {
+			st   *stats
+			path string
+		}{&stats{name: "-compare plugin " + compare}, compare})
+	}
 	for i := 0; i < runs+5; i++ {
-		d, rss, out, err := execPlugin(plugin, env, stdin)
-		if err != nil {
-			return err
-		}
-		if !bytes.Contains(out, []byte(`"isSuccess":true`)) {
-			return fmt.Errorf("plugin did not verify: %s", out)
-		}
-		if i >= 5 { // warm-up runs fill the caches
-			pluginStats.add(d)
-			if rss > pluginStats.maxRSSKB {
-				pluginStats.maxRSSKB = rss
+		for _, m := range measured {
+			d, rss, out, err := execPlugin(m.path, env, stdin)
+			if err != nil {
+				return err
+			}
+			if m.path != noop && !bytes.Contains(out, []byte(`"isSuccess":true`)) {
+				return fmt.Errorf("%s did not verify: %s", m.path, out)
+			}
+			if i >= 5 { // warm-up runs fill the caches
+				m.st.add(d)
+				m.st.maxRSSKB = max(m.st.maxRSSKB, rss)
 			}
 		}
 	}
+	floor := p384Floor(runs)
 
 	if *verbose {
 		cmd := exec.Command(plugin)
@@ -172,11 +200,19 @@ func run(bin string, runs int) error {
 	}
 	calls := s.Emulator.Count("GetRevocationStatus")
 
-	fmt.Printf("| measurement (%d runs each) | median | p99 |\n|---|---|---|\n", runs)
-	for _, st := range []*stats{pluginStats, withPlugin, builtin} {
-		fmt.Printf("| %s | %.1f ms | %.1f ms |\n", st.name, ms(st.pct(0.5)), ms(st.pct(0.99)))
+	fmt.Printf("| measurement (%d runs each) | median | p99 | median / no-op exec |\n|---|---|---|---|\n", runs)
+	all := []*stats{pluginStats, withPlugin, builtin, noopStats, floor}
+	for _, m := range measured[2:] {
+		all = append(all, m.st)
+	}
+	for _, st := range all {
+		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f× |\n", st.name, ms(st.pct(0.5)), ms(st.pct(0.99)), float64(st.pct(0.5))/float64(noopStats.pct(0.5)))
 	}
 	fmt.Printf("\n| ratio | value | target |\n|---|---|---|\n")
+	fmt.Printf("| plugin alone / (no-op exec + P-384 floor), medians | %.2f× | |\n", float64(pluginStats.pct(0.5))/float64(noopStats.pct(0.5)+floor.pct(0.5)))
+	for _, m := range measured[2:] {
+		fmt.Printf("| plugin alone / -compare plugin, medians | %.3f× | ≤ 1 (no slower) |\n", float64(pluginStats.pct(0.5))/float64(m.st.pct(0.5)))
+	}
 	fmt.Printf("| plugin alone, median | %.1f ms | ≤ 30 ms |\n", ms(pluginStats.pct(0.5)))
 	fmt.Printf("| ratify+plugin / ratify built-in notation (medians) | %.2f× | ≤ 1.5× |\n", float64(withPlugin.pct(0.5))/float64(builtin.pct(0.5)))
 	fmt.Printf("| plugin peak RSS | %.1f MiB | ≤ 64 MiB |\n", float64(pluginStats.maxRSSKB)/1024)
@@ -241,4 +277,46 @@ func notationImage(ctx context.Context, s *harness.Stack, dir string) (string, s
 		return "", "", err
 	}
 	return ref, certFile, nil
+}
+
+// buildNoop builds a static binary that exits at once: the floor of any
+// plugin run (fork, exec, Go runtime start) on this machine.
+func buildNoop(dir string) (string, error) {
+	src := filepath.Join(dir, "noop")
+	if err := os.MkdirAll(src, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module noop\n\ngo 1.22\n"), 0o600); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "noop-bin")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the no-op anchor: %v: %s", err, b)
+	}
+	return out, nil
+}
+
+// p384Floor times 5 bare P-384 ECDSA verifications (envelope + 4
+// certificate links), the cryptography no verifier can skip.
+func p384Floor(runs int) *stats {
+	st := &stats{name: "anchor: P-384 floor, 5 verifications in-process"}
+	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	sum := sha512.Sum384([]byte("payload"))
+	sig, _ := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	for i := 0; i < runs; i++ {
+		start := time.Now()
+		for j := 0; j < 5; j++ {
+			if !ecdsa.VerifyASN1(&key.PublicKey, sum[:], sig) {
+				panic("P-384 verification failed")
+			}
+		}
+		st.add(time.Since(start))
+	}
+	return st
 }
