@@ -47,6 +47,27 @@ test: lint tools chart-lint ## Run every test: unit, contract, real Ratify, poli
 	./policies/test.sh $(BIN)/opa
 	cd test/gatekeeper && REQUIRE_INTEGRATION=1 $(GO) test -count=1 ./...
 	cd test/chart && $(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory test-release
+
+.PHONY: test-release
+test-release: ## Release artifacts: build, push to a local registry, pull back and check, plugin run, signatures (emulator), SBOMs, reproducibility.
+	cd tools/release && $(GO) test -count=1 -timeout 20m ./...
+
+# Release artifacts (docs/release.md). TAG defaults to VERSION; REGISTRY and
+# PROFILE_ARN are required by push; RATIFY_BASE overrides the pinned base
+# (tools/release/ratify/base.ref); PLAIN_HTTP=1 for a local registry.
+TAG ?= $(VERSION)
+
+.PHONY: image
+image: ## Build the release images (awssigner, -fips, plugin artifacts) as an OCI layout in dist/; prints the digests.
+	@mkdir -p $(BIN)
+	cd tools/release && $(GO) build -trimpath -o $(BIN)/release ./cmd/release
+	$(BIN)/release image -repo $(CURDIR) -version $(VERSION) -dist $(CURDIR)/dist
+
+.PHONY: push
+push: image ## Push the images and Ratify with the plugin, sign them (awssigner sign), attach SBOMs: REGISTRY=… PROFILE_ARN=… [TAG=…].
+	$(BIN)/release push -dist $(CURDIR)/dist -registry "$(REGISTRY)" -tag "$(TAG)" -profile-arn "$(PROFILE_ARN)" \
+	  $(if $(RATIFY_BASE),-ratify-base "$(RATIFY_BASE)") $(if $(PLAIN_HTTP),-plain-http) -json $(CURDIR)/dist/pushed.json
 
 .PHONY: e2e
 e2e: $(BIN)/ratify $(BIN)/kube-apiserver $(BIN)/gatekeeper ## Cluster end to end on one machine: etcd, kube-apiserver, Gatekeeper, ratify serve as processes (no Docker).
@@ -96,6 +117,7 @@ lint: ## gofmt and go vet (both modules).
 	cd test/gatekeeper && $(GO) vet ./...
 	cd test/chart && $(GO) vet ./...
 	cd test/e2e && $(GO) vet ./...
+	cd tools/release && $(GO) vet ./...
 
 .PHONY: bench
 bench: bench-core bench-plugin bench-policy ## All benchmarks (tables).
@@ -124,5 +146,5 @@ demo: $(BIN)/ratify build ## Sign an image through the AWS Signer emulator, veri
 	@$(GO) run ./test/cmd/demo -bin $(BIN)
 
 .PHONY: clean
-clean: ## Remove bin/.
-	rm -rf $(BIN)
+clean: ## Remove bin/ and dist/.
+	rm -rf $(BIN) dist
