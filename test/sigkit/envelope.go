@@ -75,6 +75,17 @@ type Spec struct {
 	Payload []byte
 	// Tamper flips one bit of the signature after signing.
 	Tamper bool
+
+	// RawProtected, when set, is the protected header verbatim (its JSON
+	// is not checked, so it may hold duplicate keys or be malformed); Alg,
+	// Set, Critical, Delete and NonCritical are then ignored, except that
+	// Alg still chooses the signing hash. ProtectedHeader gives the header
+	// Build would make, to edit.
+	RawProtected []byte
+	// X5C, when set, is the unprotected x5c chain verbatim (DER
+	// certificates in any order, of any length) instead of Chain's; Chain
+	// and Key are still needed to sign.
+	X5C [][]byte
 }
 
 // Envelope is a built envelope with the facts a test asserts on.
@@ -142,6 +153,70 @@ func Build(spec Spec) (*Envelope, error) {
 		spec.Expiry = spec.SigningTime.AddDate(0, 0, DefaultValidityDays)
 	}
 	spec.Expiry = spec.Expiry.UTC().Truncate(time.Second)
+	alg := spec.Alg
+	if alg == "" {
+		alg = "ES384"
+	}
+	var err error
+	protected := spec.RawProtected
+	if protected == nil {
+		if protected, err = protectedHeader(spec); err != nil {
+			return nil, err
+		}
+	}
+	payload := spec.Payload
+	if payload == nil {
+		payload, err = json.Marshal(map[string]any{"targetArtifact": spec.Subject})
+		if err != nil {
+			return nil, err
+		}
+	}
+	b64 := base64.RawURLEncoding
+	signingInput := b64.EncodeToString(protected) + "." + b64.EncodeToString(payload)
+	sig, err := signES(spec.Key, alg, []byte(signingInput))
+	if err != nil {
+		return nil, err
+	}
+	if spec.Tamper {
+		sig[len(sig)/2] ^= 0x01
+	}
+	x5c := spec.X5C
+	if x5c == nil {
+		x5c = make([][]byte, len(spec.Chain))
+		for i, c := range spec.Chain {
+			x5c[i] = c.Raw
+		}
+	}
+	raw, err := json.Marshal(map[string]any{
+		"payload":   b64.EncodeToString(payload),
+		"protected": b64.EncodeToString(protected),
+		"header":    map[string]any{"x5c": x5c},
+		"signature": b64.EncodeToString(sig),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Envelope{Raw: raw, MediaType: MediaTypeJWS, SigningTime: spec.SigningTime, Expiry: spec.Expiry, Chain: spec.Chain}, nil
+}
+
+// ProtectedHeader returns the JSON protected header Build would make for
+// spec (with Build's defaults for the signing time, expiry, scheme and
+// alg), for a test to edit and pass back as RawProtected.
+func ProtectedHeader(spec Spec) ([]byte, error) {
+	if spec.SigningTime.IsZero() {
+		spec.SigningTime = time.Now()
+	}
+	spec.SigningTime = spec.SigningTime.UTC().Truncate(time.Second)
+	if spec.Expiry.IsZero() && !spec.NoExpiry {
+		spec.Expiry = spec.SigningTime.AddDate(0, 0, DefaultValidityDays)
+	}
+	spec.Expiry = spec.Expiry.UTC().Truncate(time.Second)
+	return protectedHeader(spec)
+}
+
+// protectedHeader builds the protected header of spec, whose times are
+// already defaulted.
+func protectedHeader(spec Spec) ([]byte, error) {
 	scheme := spec.Scheme
 	if scheme == "" {
 		scheme = SchemeAuthority
@@ -194,40 +269,7 @@ func Build(spec Spec) (*Envelope, error) {
 	}
 	header["crit"] = kept
 
-	protected, err := json.Marshal(header)
-	if err != nil {
-		return nil, err
-	}
-	payload := spec.Payload
-	if payload == nil {
-		payload, err = json.Marshal(map[string]any{"targetArtifact": spec.Subject})
-		if err != nil {
-			return nil, err
-		}
-	}
-	b64 := base64.RawURLEncoding
-	signingInput := b64.EncodeToString(protected) + "." + b64.EncodeToString(payload)
-	sig, err := signES(spec.Key, alg, []byte(signingInput))
-	if err != nil {
-		return nil, err
-	}
-	if spec.Tamper {
-		sig[len(sig)/2] ^= 0x01
-	}
-	x5c := make([][]byte, len(spec.Chain))
-	for i, c := range spec.Chain {
-		x5c[i] = c.Raw
-	}
-	raw, err := json.Marshal(map[string]any{
-		"payload":   b64.EncodeToString(payload),
-		"protected": b64.EncodeToString(protected),
-		"header":    map[string]any{"x5c": x5c},
-		"signature": b64.EncodeToString(sig),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Envelope{Raw: raw, MediaType: MediaTypeJWS, SigningTime: spec.SigningTime, Expiry: spec.Expiry, Chain: spec.Chain}, nil
+	return json.Marshal(header)
 }
 
 // signES signs in JWS form (fixed-size r‖s). The hash follows alg so a
