@@ -160,7 +160,6 @@ func refsCmd(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, r.Image)
 	fmt.Fprintln(stdout, r.FIPS)
 	fmt.Fprintln(stdout, r.Ratify)
-	fmt.Fprintln(stdout, r.RatifyShort)
 	var ps []string
 	for _, v := range r.Plugin {
 		ps = append(ps, v)

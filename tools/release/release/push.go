@@ -137,28 +137,19 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 	}
 
 	var out []Pushed
-	pushIndex := func(refName, variant string, idx v1.ImageIndex, tags ...string) error {
-		first, err := name.NewTag(tags[0], nameOpts...)
+	pushIndex := func(refName, variant string, idx v1.ImageIndex, tag string) error {
+		first, err := name.NewTag(tag, nameOpts...)
 		if err != nil {
 			return err
 		}
 		if err := remote.WriteIndex(first, idx, ropts...); err != nil {
 			return fmt.Errorf("push %s: %w", first, err)
 		}
-		for _, t := range tags[1:] {
-			tr, err := name.NewTag(t, nameOpts...)
-			if err != nil {
-				return err
-			}
-			if err := remote.Tag(tr, idx, ropts...); err != nil {
-				return fmt.Errorf("tag %s: %w", tr, err)
-			}
-		}
 		d, err := idx.Digest()
 		if err != nil {
 			return err
 		}
-		p := Pushed{Name: refName, Tags: tags, Pinned: first.Context().Digest(d.String()).String(), SBOMs: map[string]string{}}
+		p := Pushed{Name: refName, Tags: []string{tag}, Pinned: first.Context().Digest(d.String()).String(), SBOMs: map[string]string{}}
 		im, err := idx.IndexManifest()
 		if err != nil {
 			return err
@@ -175,7 +166,7 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 			}
 			p.SBOMs[md.Digest.String()] = sd
 		}
-		fmt.Fprintf(logw, "pushed %s\n  %s\n", strings.Join(tags, ", "), p.Pinned)
+		fmt.Fprintf(logw, "pushed %s\n  %s\n", tag, p.Pinned)
 		out = append(out, p)
 		return nil
 	}
@@ -220,7 +211,7 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := pushIndex(RefRatify, VariantStd, composed, refs.Ratify, refs.RatifyShort); err != nil {
+	if err := pushIndex(RefRatify, VariantStd, composed, refs.Ratify); err != nil {
 		return nil, err
 	}
 

@@ -274,9 +274,8 @@ func TestPushPullCheck(t *testing.T) {
 
 	t.Run("ratify image", func(t *testing.T) {
 		idx := pullIndex(t, refs.Ratify, ps.byName[RefRatify].Pinned)
-		short := pullIndex(t, refs.RatifyShort, ps.byName[RefRatify].Pinned)
-		if a, b := digestOf(t, idx), digestOf(t, short); a != b {
-			t.Errorf("%s is %s, %s is %s", refs.Ratify, a, refs.RatifyShort, b)
+		if !strings.HasSuffix(refs.Ratify, ":v1.4.6-awssigner-0.1.0-test") {
+			t.Errorf("Ratify image tag %s, want v1.4.6-awssigner-<tag>", refs.Ratify)
 		}
 		im, _ := idx.IndexManifest()
 		if got := platformsOf(im); got != "linux/amd64 linux/arm64" {

@@ -21,10 +21,10 @@ const (
 type Refs struct {
 	// Image is the awssigner image index, FIPS its -fips variant.
 	Image, FIPS string
-	// Ratify is Ratify with the plugin, tagged <ratify version>-<tag>;
-	// RatifyShort is the same index tagged with Ratify's version alone, which
-	// Ratify's chart needs (it pulls <crdRepository>:<image.tag> too).
-	Ratify, RatifyShort string
+	// Ratify is Ratify with the plugin, tagged
+	// <ratify version>-awssigner-<tag> (v1.4.6-awssigner-0.1.0): its own tag
+	// for every plugin build, never a moving one (docs/ratify-values).
+	Ratify string
 	// Plugin is the dynamic-plugin artifact per platform (linux/amd64 →
 	// <registry>/awssigner-plugin:<tag>-linux-amd64).
 	Plugin map[string]string
@@ -35,11 +35,10 @@ func RefsFor(registry, tag string, platforms []string) Refs {
 	registry = strings.TrimSuffix(registry, "/")
 	rv := RatifyVersion()
 	r := Refs{
-		Image:       registry + "/" + RepoAwssigner + ":" + tag,
-		FIPS:        registry + "/" + RepoAwssigner + ":" + tag + "-fips",
-		Ratify:      registry + "/" + RepoRatify + ":" + rv + "-" + tag,
-		RatifyShort: registry + "/" + RepoRatify + ":" + rv,
-		Plugin:      map[string]string{},
+		Image:  registry + "/" + RepoAwssigner + ":" + tag,
+		FIPS:   registry + "/" + RepoAwssigner + ":" + tag + "-fips",
+		Ratify: registry + "/" + RepoRatify + ":" + RatifyTag(rv, tag),
+		Plugin: map[string]string{},
 	}
 	for _, p := range platforms {
 		r.Plugin[p] = registry + "/" + RepoPlugin + ":" + tag + "-" + strings.ReplaceAll(p, "/", "-")
@@ -55,3 +54,6 @@ func RatifyVersion() string {
 	}
 	return ref[strings.LastIndex(ref, ":")+1:]
 }
+
+// RatifyTag is the Ratify image's tag for a Ratify version and a release tag.
+func RatifyTag(ratifyVersion, tag string) string { return ratifyVersion + "-awssigner-" + tag }
