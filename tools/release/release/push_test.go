@@ -219,6 +219,7 @@ func TestPushPullCheck(t *testing.T) {
 				checkConfig(t, cfg, m, p)
 				files := imageFiles(t, img, m.Created)
 				checkAwssignerFiles(t, files, binaries[c.variant][p])
+				checkFIPSSetting(t, c.variant, p, files[image.BinaryPath].data)
 				if p == "linux/amd64" {
 					f := filepath.Join(binDir, c.variant+"-awssigner")
 					if err := os.WriteFile(f, files[image.BinaryPath].data, 0o755); err != nil {
@@ -581,5 +582,20 @@ func checkSBOM(t *testing.T, host, ref string, desc v1.Descriptor, binary []byte
 	}
 	if !strings.Contains(string(data), `"github.com/aws/aws-sdk-go-v2"`) {
 		t.Errorf("SBOM of %s@%s does not list the AWS SDK", r.Context(), desc.Digest)
+	}
+}
+
+// checkFIPSSetting: the -fips binaries (both platforms) carry the certified
+// FIPS module and FIPS mode by default; the others do not.
+func checkFIPSSetting(t *testing.T, variant, platform string, binary []byte) {
+	t.Helper()
+	info, err := buildinfo.Read(bytes.NewReader(binary))
+	if err != nil {
+		t.Fatalf("%s %s: %v", variant, platform, err)
+	}
+	module, godebug := setting(info, "GOFIPS140"), setting(info, "DefaultGODEBUG")
+	fips := strings.HasPrefix(module, "v1.0.0") && strings.Contains(godebug, "fips140=on")
+	if fips != (variant == VariantFIPS) {
+		t.Errorf("%s %s: GOFIPS140=%q DefaultGODEBUG=%q", variant, platform, module, godebug)
 	}
 }
