@@ -76,6 +76,7 @@ func Verifier(c *config.Config, o Options) (*verification.Verifier, error) {
 		TrustStore:    c.TrustStore,
 		Revocation:    checker,
 		PluginVersion: o.Version,
+		ClockSkew:     c.ClockSkew,
 	})
 }
 
@@ -92,7 +93,7 @@ func (o Options) cache(c *config.Config) revocation.Cache {
 		if dir == "" {
 			dir, why = config.DefaultCacheDir()
 		}
-		dc, err := revocation.OpenDiskCache(dir, revocation.DiskCacheOptions{})
+		dc, err := revocation.OpenDiskCache(dir, revocation.DiskCacheOptions{Warn: o.Warn})
 		if err != nil {
 			say(o.Warn, "revocation cache disabled: %v (set revocation.cacheDir to a writable directory of this user)", err)
 			return nil

@@ -52,6 +52,8 @@ type Document struct {
 	TrustStores map[string]map[string][]string `json:"trustStores,omitempty"`
 	Revocation  RevocationDocument             `json:"revocation"`
 	AWS         AWSDocument                    `json:"aws"`
+	// ClockSkew is how far in the future a signature's signing time may be.
+	ClockSkew *Duration `json:"clockSkew,omitempty"`
 }
 
 // RevocationDocument configures GetRevocationStatus calls.
@@ -85,6 +87,8 @@ type Config struct {
 	TrustStore *truststore.Store
 	Revocation Revocation
 	AWS        AWS
+	// ClockSkew is how far in the future a signing time may be.
+	ClockSkew time.Duration
 	// Deadline is how long one Ratify plugin run may take.
 	Deadline time.Duration
 	// Warnings are settings that are valid but probably not meant.
@@ -197,6 +201,13 @@ func (d *Document) Resolve() (*Config, error) {
 	}
 	c.Revocation = r
 	c.Deadline = Deadline(r.Timeout)
+	c.ClockSkew = DefaultClockSkew
+	if d.ClockSkew != nil {
+		c.ClockSkew = time.Duration(*d.ClockSkew)
+		if c.ClockSkew < 0 || c.ClockSkew > MaxClockSkew {
+			errs.add("clockSkew", "must be between 0s and %s, got %s", MaxClockSkew, c.ClockSkew)
+		}
+	}
 	c.AWS = AWS(d.AWS)
 	if c.AWS.Region != "" {
 		if err := awssigner.CheckRegion(c.AWS.Region); err != nil {

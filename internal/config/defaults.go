@@ -24,6 +24,10 @@ const (
 	// DefaultMaxBackoff bounds the wait between attempts, so retries fit in
 	// the revocation budget.
 	DefaultMaxBackoff = 300 * time.Millisecond
+	// DefaultClockSkew is how far in the future a signing time may be.
+	DefaultClockSkew = 5 * time.Minute
+	// MaxClockSkew bounds clockSkew.
+	MaxClockSkew = time.Hour
 	// MinDeadline is the least time one Ratify plugin run may take; with the
 	// default revocation budget it answers before Ratify's 2.9 s deadline.
 	MinDeadline = 2500 * time.Millisecond

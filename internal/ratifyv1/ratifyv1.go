@@ -104,7 +104,7 @@ func (p *Plugin) now() time.Time {
 
 // verify resolves the subject and runs the core pipeline on the referrer.
 func (p *Plugin) verify(ctx context.Context, v *verification.Verifier, subject common.Reference, ref ocispecs.ReferenceDescriptor, store referrerstore.ReferrerStore) (*verification.Result, error) {
-	repo, err := openRepository(store.GetConfig(), subject, p.Version, p.Log)
+	repo, cacheDir, err := openRepository(store.GetConfig(), subject, p.Version, p.Log)
 	if err != nil {
 		return nil, &verification.Error{Kind: verification.KindUnavailable, Reason: verification.ReasonInput, Check: verification.CheckFetch, Msg: err.Error(), Err: err}
 	}
@@ -118,7 +118,7 @@ func (p *Plugin) verify(ctx context.Context, v *verification.Verifier, subject c
 	}
 	sig := ref.Descriptor
 	sig.ArtifactType = ref.ArtifactType
-	return v.VerifyReferrer(ctx, repo, verification.Subject{
+	return v.VerifyReferrer(ctx, newContentCache(cacheDir, repo), verification.Subject{
 		Repository: subject.Path,
 		Descriptor: ocispec.Descriptor{MediaType: sd.MediaType, Digest: sd.Digest, Size: sd.Size},
 	}, sig)

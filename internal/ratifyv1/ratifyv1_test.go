@@ -16,9 +16,9 @@ import (
 
 func TestOpenRepositoryFollowsRatifysStoreConfiguration(t *testing.T) {
 	subject := common.Reference{Path: "127.0.0.1:5000/team/app", Original: "127.0.0.1:5000/team/app:v1"}
-	repo, err := openRepository(&storeconfig.StoreConfig{Store: map[string]any{"name": "oras", "useHttp": true}}, subject, "test", nil)
-	if err != nil || !repo.PlainHTTP || repo.Reference.Repository != "team/app" {
-		t.Fatalf("useHttp store: %+v, %v", repo, err)
+	repo, cache, err := openRepository(&storeconfig.StoreConfig{Store: map[string]any{"name": "oras", "useHttp": true, "localCachePath": "/var/cache/slot-1"}}, subject, "test", nil)
+	if err != nil || !repo.PlainHTTP || repo.Reference.Repository != "team/app" || cache != "/var/cache/slot-1/awssigner-content" {
+		t.Fatalf("useHttp store: %+v, %q, %v", repo, cache, err)
 	}
 	for _, tc := range []struct {
 		store map[string]any
@@ -28,7 +28,7 @@ func TestOpenRepositoryFollowsRatifysStoreConfiguration(t *testing.T) {
 		{map[string]any{"name": "oras", "authProvider": map[string]any{"name": "no-such-provider"}}, "authProvider cannot be created"},
 		{map[string]any{"name": "oras", "useHttp": "yes"}, "store configuration cannot be read"},
 	} {
-		if _, err := openRepository(&storeconfig.StoreConfig{Store: tc.store}, subject, "test", nil); err == nil || !strings.Contains(err.Error(), tc.msg) {
+		if _, _, err := openRepository(&storeconfig.StoreConfig{Store: tc.store}, subject, "test", nil); err == nil || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%v: %v, want an error containing %q", tc.store, err, tc.msg)
 		}
 	}

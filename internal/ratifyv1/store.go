@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 
 	"github.com/ratify-project/ratify/pkg/common"
@@ -37,11 +38,14 @@ type orasStoreConfig struct {
 	Name         string                          `json:"name"`
 	UseHTTP      bool                            `json:"useHttp,omitempty"`
 	AuthProvider authprovider.AuthProviderConfig `json:"authProvider,omitempty"`
+	// LocalCachePath is the run's private cache slot (storecache.go).
+	LocalCachePath string `json:"localCachePath,omitempty"`
 }
 
 // openRepository returns the repository of subject, reached as Ratify's
-// ORAS store would reach it.
-func openRepository(sc *storeconfig.StoreConfig, subject common.Reference, version string, log *Logger) (*remote.Repository, error) {
+// ORAS store would reach it, and the directory for the content cache ("" for
+// none).
+func openRepository(sc *storeconfig.StoreConfig, subject common.Reference, version string, log *Logger) (*remote.Repository, string, error) {
 	var conf orasStoreConfig
 	if sc != nil && sc.Store != nil {
 		raw, err := json.Marshal(sc.Store)
@@ -49,23 +53,23 @@ func openRepository(sc *storeconfig.StoreConfig, subject common.Reference, versi
 			err = json.Unmarshal(raw, &conf)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("Ratify's store configuration cannot be read: %w", err)
+			return nil, "", fmt.Errorf("Ratify's store configuration cannot be read: %w", err)
 		}
 	}
 	if conf.Name != "" && conf.Name != "oras" {
-		return nil, fmt.Errorf("Ratify's referrer store is %q; the awssigner verifier reads signatures as Ratify's oras store does and needs it", conf.Name)
+		return nil, "", fmt.Errorf("Ratify's referrer store is %q; the awssigner verifier reads signatures as Ratify's oras store does and needs it", conf.Name)
 	}
 	provider, err := authprovider.CreateAuthProviderFromConfig(conf.AuthProvider)
 	if err != nil {
-		return nil, fmt.Errorf("Ratify's store authProvider cannot be created: %w", err)
+		return nil, "", fmt.Errorf("Ratify's store authProvider cannot be created: %w", err)
 	}
 	ref, err := registry.ParseReference(subject.Original)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not an image reference: %w", subject.Original, err)
+		return nil, "", fmt.Errorf("%q is not an image reference: %w", subject.Original, err)
 	}
 	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	client := &auth.Client{
 		Client:     httpClient(ref.Registry, conf.UseHTTP),
@@ -75,7 +79,11 @@ func openRepository(sc *storeconfig.StoreConfig, subject common.Reference, versi
 	client.SetUserAgent("ratify-aws-signer/" + version)
 	repo.Client = client
 	repo.PlainHTTP = conf.UseHTTP
-	return repo, nil
+	cache := ""
+	if filepath.IsAbs(conf.LocalCachePath) {
+		cache = filepath.Join(conf.LocalCachePath, "awssigner-content")
+	}
+	return repo, cache, nil
 }
 
 // credentialFunc asks the auth provider once, on first need; a failure

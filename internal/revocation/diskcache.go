@@ -24,6 +24,7 @@ type DiskCache struct {
 	dir     string
 	max     int
 	now     func() time.Time
+	warn    func(format string, args ...any)
 	counter string // path of the entry-count hint file
 }
 
@@ -33,6 +34,9 @@ type DiskCacheOptions struct {
 	MaxEntries int
 	// Now is the clock (time.Now if nil); for tests.
 	Now func() time.Time
+	// Warn is told of entries that are ignored because this process did
+	// not write them (may be nil).
+	Warn func(format string, args ...any)
 }
 
 // DefaultDiskCacheEntries is the MaxEntries used when none is given.
@@ -111,7 +115,7 @@ func OpenDiskCache(dir string, opts DiskCacheOptions) (*DiskCache, error) {
 	probe.Close()
 	os.Remove(probe.Name())
 
-	c := &DiskCache{dir: dir, max: opts.MaxEntries, now: opts.Now, counter: filepath.Join(dir, counterName)}
+	c := &DiskCache{dir: dir, max: opts.MaxEntries, now: opts.Now, warn: opts.Warn, counter: filepath.Join(dir, counterName)}
 	if c.max <= 0 {
 		c.max = DefaultDiskCacheEntries
 	}
@@ -125,7 +129,10 @@ func OpenDiskCache(dir string, opts DiskCacheOptions) (*DiskCache, error) {
 }
 
 // Get implements Cache. It reads one file; expired and unreadable entries
-// are misses, and expired or corrupt files are removed.
+// are misses, and expired or corrupt files are removed. An entry this user
+// did not write (another owner, group or other permissions, a symbolic
+// link, not a regular file) is a miss, with a warning: whoever can plant
+// an entry could otherwise hide a revocation.
 func (c *DiskCache) Get(key string) (Answer, bool) {
 	if !validKey(key) {
 		return Answer{}, false
@@ -133,8 +140,13 @@ func (c *DiskCache) Get(key string) (Answer, bool) {
 	p := c.path(key)
 	e, fi, err := readEntry(p, key)
 	if err != nil {
-		if errors.Is(err, errCorrupt) {
+		switch {
+		case errors.Is(err, errCorrupt):
 			removeIfSame(p, fi)
+		case errors.Is(err, errNotOurs), errors.Is(err, errNotRegular):
+			if c.warn != nil {
+				c.warn("revocation cache entry %s ignored: %v; AWS Signer is asked instead (remove files of other users from %s)", p, err, c.dir)
+			}
 		}
 		return Answer{}, false
 	}
@@ -194,9 +206,9 @@ func (c *DiskCache) Put(key string, a Answer, ttl time.Duration) {
 // appender prunes too, and the recount at the end of every prune covers
 // entries renamed into place while it ran.
 func (c *DiskCache) noteAdded() {
-	f, err := os.OpenFile(c.counter, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := openAppendNoFollow(c.counter)
 	if err != nil {
-		c.prune() // missing: count afresh
+		c.prune() // missing (or a link, which prune replaces): count afresh
 		return
 	}
 	_, werr := f.Write([]byte{'+'})
@@ -276,7 +288,7 @@ func (c *DiskCache) prunePass() (int, bool) {
 			removeIfSame(p, fi)
 		case err == nil:
 			cands = append(cands, candidate{p, fi.ModTime(), len(e.Revoked) > 0})
-		case errors.Is(err, errCorrupt):
+		case errors.Is(err, errCorrupt), errors.Is(err, errNotOurs):
 			removeIfSame(p, fi)
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotRegular):
 			// Gone since the listing, or not an entry file.
@@ -326,7 +338,7 @@ func (c *DiskCache) writeCounter(n int) {
 }
 
 func (c *DiskCache) appendCounter(n int) {
-	f, err := os.OpenFile(c.counter, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := openAppendNoFollow(c.counter)
 	if err != nil {
 		return
 	}
@@ -341,14 +353,19 @@ func (c *DiskCache) path(key string) string {
 var (
 	errCorrupt    = errors.New("corrupt revocation cache entry")
 	errNotRegular = errors.New("revocation cache entry is not a regular file")
+	errNotOurs    = errors.New("revocation cache entry was not written by this user")
 )
 
 // readEntry reads and checks one entry file. fi (the opened file's) is set
 // whenever the file could be opened, so a corrupt file can be removed
 // without removing a good one renamed over it since.
 func readEntry(path, key string) (*diskEntry, fs.FileInfo, error) {
-	f, err := os.Open(path)
+	f, err := openNoFollow(path)
 	if err != nil {
+		if isSymlinkErr(err) {
+			fi, _ := os.Lstat(path)
+			return nil, fi, fmt.Errorf("%w: %s is a symbolic link", errNotOurs, path)
+		}
 		return nil, nil, err
 	}
 	defer f.Close()
@@ -358,6 +375,12 @@ func readEntry(path, key string) (*diskEntry, fs.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fi, errNotRegular
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Geteuid() {
+		return nil, fi, fmt.Errorf("%w: owned by uid %d, not %d", errNotOurs, uid, os.Geteuid())
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fi, fmt.Errorf("%w: mode %v lets others read or write it (entries are written 0600)", errNotOurs, perm)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxEntryBytes+1))
 	if err != nil {

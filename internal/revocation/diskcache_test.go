@@ -687,3 +687,60 @@ func BenchmarkDiskCachePut(b *testing.B) {
 		c.Put(key, Answer{Region: "us-west-2"}, time.Hour)
 	}
 }
+
+// TestDiskCacheTrustsOnlyItsOwnEntries: a "not revoked" entry planted in
+// the cache directory by someone else must never answer.
+func TestDiskCacheTrustsOnlyItsOwnEntries(t *testing.T) {
+	key := strings.Repeat("ab", 32)
+	notRevoked := Answer{Region: "us-west-2"}
+	for _, tc := range []struct {
+		name  string
+		plant func(t *testing.T, path string)
+		want  string
+	}{
+		{"group and other can read and write", func(t *testing.T, path string) { os.Chmod(path, 0o666) }, "lets others read or write"},
+		{"other can read", func(t *testing.T, path string) { os.Chmod(path, 0o644) }, "lets others read or write"},
+		{"symbolic link to a good entry", func(t *testing.T, path string) {
+			real := filepath.Join(t.TempDir(), "elsewhere.json")
+			if err := os.Rename(path, real); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(real, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "symbolic link"},
+		{"owned by another user", func(t *testing.T, path string) {
+			if os.Geteuid() != 0 {
+				t.Skip("chown needs root")
+			}
+			if err := os.Chown(path, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "owned by uid 65534"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var warnings []string
+			c, err := OpenDiskCache(dir, DiskCacheOptions{Warn: func(f string, a ...any) { warnings = append(warnings, fmt.Sprintf(f, a...)) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Put(key, notRevoked, time.Hour)
+			if _, ok := c.Get(key); !ok {
+				t.Fatal("own entry not read")
+			}
+			tc.plant(t, c.path(key))
+			if a, ok := c.Get(key); ok {
+				t.Fatalf("planted entry answered %+v", a)
+			}
+			if len(warnings) != 1 || !strings.Contains(warnings[0], tc.want) {
+				t.Fatalf("warnings %q, want one containing %q", warnings, tc.want)
+			}
+			// The next answer replaces the planted file with one of ours.
+			c.Put(key, Answer{Revoked: []string{"arn:aws:signer:us-west-2:1:/signing-jobs/x"}}, Forever)
+			if a, ok := c.Get(key); !ok || !a.IsRevoked() {
+				t.Fatalf("after Put: %+v %v", a, ok)
+			}
+		})
+	}
+}

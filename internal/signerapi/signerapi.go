@@ -8,11 +8,14 @@ package signerapi
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/signer"
 	"github.com/aws/smithy-go/middleware"
@@ -108,10 +111,54 @@ func (f *Factory) Client(ctx context.Context, region string) (*signer.Client, er
 			so.MaxBackoff = f.opts.MaxBackoff
 		})
 		o.RetryMaxAttempts = f.opts.MaxAttempts
+		o.HTTPClient = boundedClient{next: o.HTTPClient}
 	})
 	f.clients[region] = c
 	return c, nil
 }
+
+// MaxResponseSize bounds an AWS Signer response body: GetRevocationStatus
+// answers are a few hundred bytes, so an endpoint that streams more is
+// misbehaving and is cut off rather than decoded into memory.
+const MaxResponseSize = 1 << 20
+
+// boundedClient limits every response body to MaxResponseSize.
+type boundedClient struct {
+	next interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+}
+
+func (c boundedClient) Do(r *http.Request) (*http.Response, error) {
+	next := c.next
+	if next == nil {
+		next = awshttp.NewBuildableClient()
+	}
+	resp, err := next.Do(r)
+	if err == nil && resp.Body != nil {
+		resp.Body = &boundedBody{rc: resp.Body, left: MaxResponseSize}
+	}
+	return resp, err
+}
+
+type boundedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("AWS Signer response is over %d bytes; not read further", MaxResponseSize)
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }
 
 // WithoutHostPrefix is an SDK API option that stops an operation from
 // prepending its host label (GetRevocationStatus's "data-") to the endpoint.

@@ -38,8 +38,9 @@ const (
 	ReasonRevocationFailed    Reason = "revocationUnavailable"
 	ReasonNoPolicy            Reason = "noApplicablePolicy"
 	ReasonInput               Reason = "badInput"
-	ReasonRegistry            Reason = "registryUnavailable" // the signature or image could not be read
-	ReasonRegistryAuth        Reason = "registryAuthFailed"  // the registry refused the credentials
+	ReasonRegistry            Reason = "registryUnavailable"  // the signature or image could not be read
+	ReasonRegistryAuth        Reason = "registryAuthFailed"   // the registry refused the credentials
+	ReasonAlgorithm           Reason = "unsupportedAlgorithm" // not ES384 over a P-384 key, as AWS Signer signs
 )
 
 // Error is a failed verification: what was checked, what was found, and

@@ -2,6 +2,8 @@ package verification_test
 
 import (
 	"context"
+	"crypto/elliptic"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -348,9 +350,24 @@ func TestMatrix(t *testing.T) {
 			return policyOpts{}, e.sign(func(s *sigkit.Spec) { s.Tamper = true })
 		}, refusedAll(verification.ReasonIntegrity, "integrity")},
 		{"malformed envelope", func(e *env) (policyOpts, []byte) { return policyOpts{}, []byte(`{"payload":`) }, refusedAll(verification.ReasonIntegrity)},
+		// Refused before notation runs: AWS Signer signs only ES384 with a
+		// P-384 leaf, never writes a header twice, never signs in the future.
+		{"P-256 leaf signing ES256", func(e *env) (policyOpts, []byte) {
+			return policyOpts{}, e.sign(p256Leaf(e, "ES256"))
+		}, refusedAll(verification.ReasonAlgorithm, `"ES256" is not ES384`)},
+		{"P-256 leaf under an ES384 header", func(e *env) (policyOpts, []byte) {
+			return policyOpts{}, e.sign(p256Leaf(e, "ES384"))
+		}, refusedAll(verification.ReasonAlgorithm, "ECDSA P-256 key")},
+		{"signing time a day in the future", func(e *env) (policyOpts, []byte) {
+			return policyOpts{}, e.sign(func(s *sigkit.Spec) { s.SigningTime = time.Now().Add(24 * time.Hour) })
+		}, map[string]want{
+			"strict":     {kind: verification.ErrRefused, reason: verification.ReasonSigningTime, msg: []string{"in the future", "clock skew of 5m0s"}, calls: 0},
+			"permissive": {verified: true, warning: "authenticTimestamp: signing time", revocation: verification.RevocationNotRevoked, calls: -1},
+			"audit":      {verified: true, warning: "authenticTimestamp: signing time", revocation: verification.RevocationNotRevoked, calls: -1},
+		}},
 		{"alg does not match the key", func(e *env) (policyOpts, []byte) {
 			return policyOpts{}, e.sign(func(s *sigkit.Spec) { s.Alg = "ES256" })
-		}, refusedAll(verification.ReasonIntegrity)},
+		}, refusedAll(verification.ReasonAlgorithm)},
 		{"missing verification plugin attribute", func(e *env) (policyOpts, []byte) {
 			return policyOpts{}, e.sign(func(s *sigkit.Spec) { s.Delete = []string{sigkit.HeaderVerificationPlugin} })
 		}, refusedAll(verification.ReasonNotAWSSigner, "no io.cncf.notary.verificationPlugin")},
@@ -400,3 +417,22 @@ func TestMatrix(t *testing.T) {
 
 // e0versionPlaceholder in a want.msg stands for the env's profile-version ARN.
 const e0versionPlaceholder = "<profile version ARN>"
+
+// p256Leaf replaces the chain's leaf by a P-256 one, signing with alg.
+func p256Leaf(e *env, alg string) func(*sigkit.Spec) {
+	return func(s *sigkit.Spec) {
+		now := time.Now()
+		reg, err := e.emu.CA().Regional("us-west-2")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		spec := sigkit.LeafSpec(now.Add(-time.Hour), now.Add(48*time.Hour))
+		spec.Curve = elliptic.P256()
+		leaf, err := sigkit.NewCert(spec, reg)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		chain, _, _ := e.emu.CA().Chain("us-west-2", now)
+		s.Chain, s.Key, s.Alg = append([]*x509.Certificate{leaf.Cert}, chain[1:]...), leaf.Key, alg
+	}
+}

@@ -37,12 +37,20 @@ type Options struct {
 	Revocation awsrevocation.Checker
 	// PluginVersion is reported to notation (default awsplugin.DefaultVersion).
 	PluginVersion string
+	// ClockSkew is how far in the future a signing time may be (the
+	// signer's clock ahead of ours); a later one is refused where the level
+	// enforces the authentic timestamp. Zero allows none.
+	ClockSkew time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 }
 
 // Verifier verifies AWS Signer signatures; safe for concurrent use.
 type Verifier struct {
 	policy *trustpolicy.Document
 	nv     notation.Verifier
+	skew   time.Duration
+	now    func() time.Time
 }
 
 // New validates the policy and builds a Verifier.
@@ -61,7 +69,11 @@ func New(opts Options) (*Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trust policy: %w", err)
 	}
-	return &Verifier{policy: opts.Policy, nv: nv}, nil
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Verifier{policy: opts.Policy, nv: nv, skew: max(opts.ClockSkew, 0), now: now}, nil
 }
 
 // Input is one signature to verify.
@@ -139,6 +151,20 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
 		return fail(unavailable(ReasonNoPolicy, CheckPolicy, fmt.Sprintf("trust policy %q: %v", stmt.Name, err), err))
 	}
 	res.Level, res.Policy = level.Name, stmt.Name
+	var future string
+	if level.Name != trustpolicy.LevelSkip.Name {
+		facts, serr := strictEnvelope(in.Envelope, in.MediaType)
+		if serr != nil {
+			return fail(serr)
+		}
+		if now := v.now(); facts.signingTime.After(now.Add(v.skew)) {
+			future = fmt.Sprintf("signing time %s is %s in the future, more than the allowed clock skew of %s; the signer's clock is wrong or the envelope was not made by AWS Signer",
+				facts.signingTime.Format(time.RFC3339), facts.signingTime.Sub(now).Round(time.Second), v.skew)
+			if level.Enforcement[trustpolicy.TypeAuthenticTimestamp] == trustpolicy.ActionEnforce {
+				return fail(refused(ReasonSigningTime, CheckAuthenticTimestamp, future, nil))
+			}
+		}
+	}
 
 	rec := &awsplugin.Record{}
 	pluginConfig := map[string]string{}
@@ -165,6 +191,9 @@ func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
 	}
 	res.facts(outcome, rec, stmt)
 	res.checks(outcome, rec, level, stmt)
+	if future != "" {
+		res.Warnings = append(res.Warnings, CheckAuthenticTimestamp+": "+future)
+	}
 	switch {
 	case revocationAction == trustpolicy.ActionSkip:
 		res.RevocationStatus = RevocationSkipped

@@ -2,7 +2,7 @@ module github.com/ratify-aws-signer/ratify-aws-signer/tools/gatekeeper
 
 go 1.26.0
 
-require github.com/open-policy-agent/gatekeeper/v3 v3.23.1
+require github.com/open-policy-agent/gatekeeper/v3 v3.23.1 // indirect
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -142,3 +142,5 @@ require (
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.2 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
+
+tool github.com/open-policy-agent/gatekeeper/v3

@@ -2,7 +2,7 @@ module github.com/ratify-aws-signer/ratify-aws-signer/tools/kube
 
 go 1.26.0
 
-require k8s.io/kubernetes v1.36.2
+require k8s.io/kubernetes v1.36.2 // indirect
 
 require (
 	cel.dev/expr v0.25.1 // indirect
@@ -171,3 +171,5 @@ replace (
 	k8s.io/sample-controller => k8s.io/sample-controller v0.36.2
 	k8s.io/streaming => k8s.io/streaming v0.36.2
 )
+
+tool k8s.io/kubernetes/cmd/kube-apiserver
