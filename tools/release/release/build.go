@@ -11,8 +11,10 @@ package release
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,7 +100,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	if err := os.RemoveAll(o.Dist); err != nil {
+	if err := clearDist(o.Dist); err != nil {
 		return nil, err
 	}
 	srcDir := filepath.Join(o.Dist, "src")
@@ -235,4 +237,23 @@ func (m *Manifest) Summary() []string {
 	}
 	sort.Strings(lines)
 	return lines
+}
+
+// clearDist removes a previous build's output directory, and refuses to
+// remove a directory that is neither empty nor one Build wrote (a mistyped
+// -dist must not delete a source tree).
+func clearDist(dist string) error {
+	entries, err := os.ReadDir(dist)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dist, ManifestFile)); err != nil {
+			return fmt.Errorf("refusing to replace %s: it is not empty and has no %s (not a previous build's output); give an empty or new -dist", dist, ManifestFile)
+		}
+	}
+	return os.RemoveAll(dist)
 }

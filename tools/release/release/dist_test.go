@@ -1,0 +1,26 @@
+package release
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBuildRefusesForeignDist: a directory Build did not write is never
+// deleted.
+func TestBuildRefusesForeignDist(t *testing.T) {
+	dir := t.TempDir()
+	keep := filepath.Join(dir, "go.mod")
+	if err := os.WriteFile(keep, []byte("module x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Build(context.Background(), Options{Repo: fx.repo, Dist: dir, Version: testVersion})
+	if err == nil || !strings.Contains(err.Error(), "refusing to replace") {
+		t.Fatalf("Build into a source directory: %v", err)
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("the directory's file is gone: %v", err)
+	}
+}
