@@ -1,0 +1,161 @@
+package hostile
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
+)
+
+const (
+	reasonIntegrity   = "integrity"
+	reasonRegistry    = "registryUnavailable"
+	reasonAuth        = "registryAuthFailed"
+	reasonNotSigner   = "notAWSSigner"
+	reasonSubject     = "subjectMismatch"
+	reasonRevocation  = "revocationUnavailable"
+	reasonRevoked     = "revoked"
+	reasonAlgorithm   = "unsupportedAlgorithm"
+	reasonSigningTime = "signingTime"
+)
+
+const gapContentLength = "issue 11: a Content-Length that differs from the descriptor is read as an unavailable registry, not as an integrity failure"
+
+// bigManifest is a signature manifest of about size bytes (the padding is
+// an annotation), still shaped as a Notation signature of a.
+func bigManifest(a *artifact, size int) []byte {
+	subj := a.subject
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, ArtifactType: sigkit.ArtifactTypeNotary, Config: ocispec.DescriptorEmptyJSON,
+		Layers: []ocispec.Descriptor{a.envelopeDesc}, Subject: &subj, Annotations: map[string]string{"pad": strings.Repeat("p", size)}}
+	m.SchemaVersion = 2
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func twistOn(tg target, f func(w http.ResponseWriter, r *http.Request, it item)) func(*setup) twist {
+	return func(*setup) twist { return on(tg, f) }
+}
+
+// registryCases: a hostile registry, one misbehaviour per case.
+func registryCases() []hcase {
+	const mib = 1 << 20
+	return []hcase{
+		{name: "baseline", want: verified()},
+		{name: "baseline sha384 digests", sign: signOpts{alg: digest.SHA384}, want: verified()},
+		{name: "baseline sha512 digests", sign: signOpts{alg: digest.SHA512}, want: verified()},
+
+		// Hangs and drips: could not check, before the deadline.
+		{name: "subject resolution hangs", twist: twistOn(tSubject, hang), want: couldNotCheck(reasonRegistry)},
+		{name: "signature manifest hangs", twist: twistOn(tManifest, hang), want: couldNotCheck(reasonRegistry)},
+		{name: "envelope hangs", twist: twistOn(tEnvelope, hang), want: couldNotCheck(reasonRegistry)},
+		{name: "envelope drips 1 byte per 100ms", twist: twistOn(tEnvelope, drip), want: couldNotCheck(reasonRegistry)},
+		{name: "signature manifest drips 1 byte per 100ms", twist: twistOn(tManifest, drip), want: couldNotCheck(reasonRegistry)},
+		{name: "registry unreachable", subject: func(s *setup) string {
+			addr, _ := harness.FreeAddr()
+			return addr + "/" + repo + "@" + s.a.subject.Digest.String()
+		}, want: couldNotCheck(reasonRegistry)},
+
+		// Bodies that do not match their descriptors.
+		{name: "envelope endless body", twist: twistOn(tEnvelope, endless), want: refused(reasonIntegrity)},
+		{name: "signature manifest endless body", twist: twistOn(tManifest, endless), want: refused(reasonIntegrity)},
+		{name: "envelope longer than declared (chunked, +1 MiB)", twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { chunked(longer(it, mib))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "envelope Content-Length over the descriptor's (+64 KiB)", twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { withLength(longer(it, 64<<10))(w, r, it) })
+		}, want: gapped(refused(reasonIntegrity), gapContentLength)},
+		{name: "envelope shorter than declared (chunked, half)", twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { chunked(it.data[:len(it.data)/2])(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "envelope wrong content sha256", twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { withLength(tampered(it.data))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "envelope wrong content sha384", sign: signOpts{alg: digest.SHA384}, twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { withLength(tampered(it.data))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "envelope wrong content sha512", sign: signOpts{alg: digest.SHA512}, twist: func(*setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { withLength(tampered(it.data))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "signature manifest wrong content sha256", twist: func(*setup) twist {
+			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { withLength(tampered(it.data))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+		{name: "signature manifest wrong content sha512", sign: signOpts{alg: digest.SHA512}, twist: func(*setup) twist {
+			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { withLength(tampered(it.data))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+
+		// A 20 MiB signature manifest: declared honestly it is not fetched;
+		// behind a small descriptor it is cut off.
+		{name: "signature manifest 20 MiB, declared", prepare: func(s *setup) error {
+			big := bigManifest(s.a, 20*mib)
+			d := digest.FromBytes(big)
+			s.reg.add("manifests/"+d.String(), item{ocispec.MediaTypeImageManifest, big, d, tOther})
+			return nil
+		}, desc: func(s *setup, d map[string]any) {
+			big := bigManifest(s.a, 20*mib)
+			d["digest"], d["size"] = digest.FromBytes(big).String(), len(big)
+		}, want: refused(reasonIntegrity), after: func(t *testing.T, s *setup, _ outcome) {
+			if n := s.reg.hits[tOther].Load(); n != 0 {
+				t.Errorf("the 20 MiB manifest was requested %d times; its declared size is over the limit", n)
+			}
+		}},
+		{name: "signature manifest 20 MiB behind its real descriptor", twist: func(s *setup) twist {
+			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { chunked(bigManifest(s.a, 20*mib))(w, r, it) })
+		}, want: refused(reasonIntegrity)},
+
+		// Lying referrer descriptors on stdin.
+		{name: "descriptor size smaller than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size - 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
+		{name: "descriptor size larger than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size + 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
+		{name: "descriptor size zero", desc: func(s *setup, d map[string]any) { d["size"] = 0 }, want: refused()},
+		{name: "descriptor media type image index", desc: func(s *setup, d map[string]any) { d["mediaType"] = ocispec.MediaTypeImageIndex }, want: refused(reasonNotSigner)},
+		{name: "descriptor artifact type SBOM", desc: func(s *setup, d map[string]any) { d["artifactType"] = "application/spdx+json" }, want: refused(reasonNotSigner)},
+		{name: "descriptor names another image's signature", prepare: func(s *setup) error {
+			b, err := s.w.sign(signOpts{})
+			if err != nil {
+				return err
+			}
+			s.reg.addArtifact(b)
+			s.a2 = b
+			return nil
+		}, desc: func(s *setup, d map[string]any) {
+			d["digest"], d["size"] = s.a2.manifestDesc.Digest.String(), s.a2.manifestDesc.Size
+		}, want: refused(reasonSubject)},
+
+		// Redirects.
+		{name: "envelope redirect loop", twist: twistOn(tEnvelope, redirectLoop), want: couldNotCheck(reasonRegistry)},
+		{name: "envelope redirected to another loopback port", twist: func(s *setup) twist {
+			s.other = newElsewhere()
+			s.closers = append(s.closers, s.other.srv.Close)
+			return on(tEnvelope, s.other.redirectTo)
+		}, want: verified(), after: func(t *testing.T, s *setup, _ outcome) {
+			if s.other.sawCreds.Load() {
+				t.Logf("note: the registry's Authorization header followed the redirect to %s (same host, other port)", s.other.srv.URL)
+			}
+		}},
+		{name: "envelope redirected to a closed port", twist: func(s *setup) twist {
+			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) {
+				addr, _ := harness.FreeAddr()
+				http.Redirect(w, r, "http://"+addr+"/blob", http.StatusTemporaryRedirect)
+			})
+		}, want: couldNotCheck(reasonRegistry)},
+
+		// Refusals and errors.
+		{name: "401 on every request", twist: func(*setup) twist {
+			return func(w http.ResponseWriter, r *http.Request, _ target, it item) bool {
+				status(http.StatusUnauthorized)(w, r, it)
+				return true
+			}
+		}, want: couldNotCheck(reasonAuth)},
+		{name: "403 on the envelope", twist: twistOn(tEnvelope, status(http.StatusForbidden)), want: couldNotCheck(reasonAuth)},
+		{name: "403 on subject resolution", twist: twistOn(tSubject, status(http.StatusForbidden)), want: couldNotCheck(reasonAuth)},
+		{name: "500 on the signature manifest", twist: twistOn(tManifest, status(http.StatusInternalServerError)), want: couldNotCheck(reasonRegistry)},
+		{name: "503 on subject resolution", twist: twistOn(tSubject, status(http.StatusServiceUnavailable)), want: couldNotCheck(reasonRegistry)},
+	}
+}
+
+func TestHostileRegistry(t *testing.T) { runTable(t, registryCases()) }
