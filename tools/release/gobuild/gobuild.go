@@ -88,3 +88,16 @@ func cleanEnv(env []string) []string {
 	}
 	return out
 }
+
+// GoVersion is the toolchain `go build` runs in dir (reproducing a build
+// needs the same one).
+func GoVersion(ctx context.Context, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOVERSION")
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(os.Environ()), "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}

@@ -73,12 +73,16 @@ type Manifest struct {
 	Version  string    `json:"version"`
 	Source   string    `json:"source"`
 	Licenses string    `json:"licenses"`
+	// Go is the toolchain that built the binaries.
+	Go string `json:"go"`
 	// Binaries maps variant → platform → path relative to Dist.
 	Binaries map[string]map[string]string `json:"binaries"`
 	// Digests maps a layout ref name → manifest or index digest.
 	Digests map[string]string `json:"digests"`
 	// RatifyLayers maps platform → digest of the layer added to Ratify.
 	RatifyLayers map[string]string `json:"ratifyLayers"`
+	// Sizes maps "<ref name> <platform>" → compressed size in bytes (layers).
+	Sizes map[string]int64 `json:"sizes"`
 }
 
 // ManifestFile is the manifest's name under Dist.
@@ -109,10 +113,14 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(srcDir)
-	fmt.Fprintf(logw, "building commit %s (%s), version %s\n", tree.Commit, tree.Time.Format(time.RFC3339), o.Version)
 
-	m := &Manifest{Commit: tree.Commit, Created: tree.Time, Version: o.Version, Source: o.Source, Licenses: o.Licenses,
-		Binaries: map[string]map[string]string{}, Digests: map[string]string{}, RatifyLayers: map[string]string{}}
+	goVersion, err := gobuild.GoVersion(ctx, tree.Dir)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(logw, "building commit %s (%s), version %s, %s\n", tree.Commit, tree.Time.Format(time.RFC3339), o.Version, goVersion)
+	m := &Manifest{Commit: tree.Commit, Created: tree.Time, Version: o.Version, Source: o.Source, Licenses: o.Licenses, Go: goVersion,
+		Binaries: map[string]map[string]string{}, Digests: map[string]string{}, RatifyLayers: map[string]string{}, Sizes: map[string]int64{}}
 	binaries := map[string]map[string][]byte{}
 	for _, variant := range []string{VariantStd, VariantFIPS} {
 		m.Binaries[variant] = map[string]string{}
@@ -162,6 +170,11 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		if variant == VariantFIPS {
 			ref = RefFIPS
 		}
+		for _, pi := range imgs {
+			if m.Sizes[ref+" "+pi.Platform.OS+"/"+pi.Platform.Architecture], err = compressedSize(pi.Image); err != nil {
+				return nil, err
+			}
+		}
 		if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
 			return nil, err
 		}
@@ -191,6 +204,8 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		}
 		ld, _ := l.Digest()
 		m.RatifyLayers[p.String()] = ld.String()
+		m.Sizes["ratify layer "+p.String()], _ = l.Size()
+		m.Sizes[ref+" "+p.String()], _ = compressedSize(img)
 	}
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -226,17 +241,38 @@ func ReadManifest(dist string) (*Manifest, error) {
 	return &m, nil
 }
 
-// Summary lists the digests, one line each, sorted.
+// Summary lists the digests, then the sizes, one line each, sorted.
 func (m *Manifest) Summary() []string {
-	var lines []string
+	var digests, sizes []string
 	for k, v := range m.Digests {
-		lines = append(lines, fmt.Sprintf("%-28s %s", k, v))
+		digests = append(digests, fmt.Sprintf("%-28s %s", k, v))
 	}
 	for k, v := range m.RatifyLayers {
-		lines = append(lines, fmt.Sprintf("%-28s %s", "ratify layer "+k, v))
+		digests = append(digests, fmt.Sprintf("%-28s %s", "ratify layer "+k, v))
 	}
-	sort.Strings(lines)
-	return lines
+	for k, v := range m.Sizes {
+		sizes = append(sizes, fmt.Sprintf("%-40s %6.1f MB of layers as pushed", k, float64(v)/1e6))
+	}
+	sort.Strings(digests)
+	sort.Strings(sizes)
+	return append(append(digests, "sizes:"), sizes...)
+}
+
+// compressedSize is the sum of an image's layer sizes as pushed.
+func compressedSize(img v1.Image) (int64, error) {
+	ls, err := img.Layers()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, l := range ls {
+		s, err := l.Size()
+		if err != nil {
+			return 0, err
+		}
+		n += s
+	}
+	return n, nil
 }
 
 // clearDist removes a previous build's output directory, and refuses to

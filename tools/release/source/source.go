@@ -137,6 +137,9 @@ func extract(r io.Reader, dir string) error {
 				return err
 			}
 		case tar.TypeSymlink:
+			if !filepath.IsLocal(filepath.Join(filepath.Dir(name), filepath.FromSlash(h.Linkname))) {
+				return fmt.Errorf("archive symbolic link %q -> %q leaves the directory", h.Name, h.Linkname)
+			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
