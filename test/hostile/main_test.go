@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +30,10 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 )
 
-var plugin string
+var (
+	plugin   string
+	runCount atomic.Int64
+)
 
 func TestMain(m *testing.M) {
 	if bin := os.Getenv(envWrap); bin != "" {
@@ -160,7 +164,7 @@ func run(inv invocation) outcome {
 		if err != nil {
 			return outcome{err: err}
 		}
-		rusageFile = inv.dir + "/rusage"
+		rusageFile = fmt.Sprintf("%s/rusage-%d", inv.dir, runCount.Add(1))
 		cmd = exec.Command(self)
 		cmd.Env = append(cmd.Env, envWrap+"="+plugin, envRusage+"="+rusageFile)
 	}
