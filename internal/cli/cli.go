@@ -21,6 +21,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 )
 
 // Exit codes.
@@ -177,10 +179,13 @@ func (a *app) versionCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.json() {
-				a.printJSON(map[string]string{"version": a.version})
+				a.printJSON(map[string]string{"version": a.version, "fips": compose.FIPS()})
 				return nil
 			}
 			fmt.Fprintf(a.stdout, "awssigner %s\n", a.version)
+			if f := compose.FIPS(); !strings.HasPrefix(f, "not a FIPS build") {
+				fmt.Fprintln(a.stdout, f)
+			}
 			return nil
 		},
 	}

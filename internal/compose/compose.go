@@ -6,6 +6,7 @@
 package compose
 
 import (
+	"crypto/fips140"
 	"errors"
 	"fmt"
 
@@ -51,6 +52,9 @@ type Options struct {
 func Verifier(c *config.Config, o Options) (*verification.Verifier, error) {
 	if c == nil {
 		return nil, errors.New("compose: no configuration")
+	}
+	if err := checkFIPS(fipsBuild(), fips140.Enabled()); err != nil {
+		return nil, err
 	}
 	if o.Cache < NoCache || o.Cache > DiskCache {
 		return nil, fmt.Errorf("compose: Options.Cache %d is not NoCache, MemoryCache or DiskCache", o.Cache)

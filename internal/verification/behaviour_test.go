@@ -139,7 +139,7 @@ func TestEndpointAndCredentialsFromEnvironment(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("AWS_ENDPOINT_URL_SIGNER", e.emu.URL())
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-access-key-of-40-characters")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")

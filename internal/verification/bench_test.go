@@ -33,7 +33,7 @@ func BenchmarkVerify(b *testing.B) {
 	defer emu.Close()
 	factory, err := signerapi.NewFactory(signerapi.Options{
 		Endpoint:    emu.URL(),
-		Base:        &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")},
+		Base:        &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKID", "test-secret-access-key-of-40-characters", "")},
 		MaxAttempts: config.DefaultMaxAttempts, MaxBackoff: config.DefaultMaxBackoff,
 	})
 	if err != nil {

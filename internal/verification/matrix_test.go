@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { emu.Close() })
 	e := &env{t: t, emu: emu, subject: sigkit.Descriptor(ocispec.MediaTypeImageManifest, []byte(`{"schemaVersion":2,"test":"`+t.Name()+`"}`))}
-	e.awsCfg = aws.Config{Region: "us-west-2", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRET", "")}
+	e.awsCfg = aws.Config{Region: "us-west-2", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret-access-key-of-40-characters", "")}
 	e.profileARN, e.versionARN, err = emu.CreateProfile("TeamA", 12)
 	if err != nil {
 		t.Fatal(err)
