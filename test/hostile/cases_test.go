@@ -46,6 +46,8 @@ type setup struct {
 	aws   *hsigner
 	other *elsewhere
 	dir   string
+	// env is added to the run's environment.
+	env []string
 	// closers stop extra servers.
 	closers []func()
 }
@@ -97,6 +99,9 @@ func (c hcase) setup(w *world, base string) (*setup, invocation, error) {
 		s.aws = newSigner(c.signer(s))
 		endpoint = s.aws.srv.URL
 	}
+	if s.dir, err = runDir(base, s.reg.host); err != nil {
+		return s, invocation{}, err
+	}
 	if c.prepare != nil {
 		if err := c.prepare(s); err != nil {
 			return s, invocation{}, err
@@ -105,9 +110,6 @@ func (c hcase) setup(w *world, base string) (*setup, invocation, error) {
 	level := c.level
 	if level == "" {
 		level = "strict"
-	}
-	if s.dir, err = runDir(base, s.reg.host); err != nil {
-		return s, invocation{}, err
 	}
 	cfg := w.config(level, endpoint, nil)
 	if c.cfg != nil {
@@ -128,7 +130,7 @@ func (c hcase) setup(w *world, base string) (*setup, invocation, error) {
 	if c.stdin != nil {
 		in = c.stdin(in)
 	}
-	return s, invocation{subject: subject, stdin: in, dir: s.dir}, nil
+	return s, invocation{subject: subject, stdin: in, dir: s.dir, env: s.env}, nil
 }
 
 // runTable runs every case's plugin process (parallelRuns at a time), then

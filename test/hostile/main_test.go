@@ -33,15 +33,24 @@ import (
 var (
 	plugin   string
 	runCount atomic.Int64
+	// tmpDir is every run's TMPDIR, so the plugin's private ORAS cache
+	// slots (and content caches) are the suite's own, shared by its runs.
+	tmpDir string
 )
 
 func TestMain(m *testing.M) {
 	if bin := os.Getenv(envWrap); bin != "" {
 		os.Exit(wrap(bin))
 	}
+	var err error
+	if tmpDir, err = os.MkdirTemp("", "awssigner-hostile-"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := harness.MainWithPlugin(m, func(p string) { plugin = p })
 	printSummary()
 	closeWorld()
+	os.RemoveAll(tmpDir)
 	os.Exit(code)
 }
 
@@ -176,6 +185,7 @@ func run(inv invocation) outcome {
 		"AWS_ACCESS_KEY_ID="+awsAccessKeyID,
 		"AWS_SECRET_ACCESS_KEY="+awsSecretAccessKey,
 		"DOCKER_CONFIG="+inv.dir+"/docker",
+		"TMPDIR="+tmpDir,
 	)
 	cmd.Env = append(cmd.Env, inv.env...)
 	cmd.Stdin = bytes.NewReader(inv.stdin)

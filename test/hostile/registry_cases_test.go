@@ -2,7 +2,10 @@ package hostile
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,6 +43,29 @@ func bigManifest(a *artifact, size int) []byte {
 
 func twistOn(tg target, f func(w http.ResponseWriter, r *http.Request, it item)) func(*setup) twist {
 	return func(*setup) twist { return on(tg, f) }
+}
+
+// plantContent gives the run a TMPDIR of its own and plants, in every one
+// of the plugin's private cache slots, a content-cache entry with the
+// wrong content (same size) for the signature manifest and the envelope.
+func plantContent(s *setup) error {
+	tmp := filepath.Join(s.dir, "tmp")
+	s.env = append(s.env, "TMPDIR="+tmp)
+	for i := range 8 {
+		dir := filepath.Join(tmp, fmt.Sprintf("ratify-aws-signer-oras-%d", os.Getuid()), fmt.Sprintf("slot-%d", i), "awssigner-content")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			d    digest.Digest
+			data []byte
+		}{{s.a.manifestDesc.Digest, s.a.manifest}, {s.a.envelopeDesc.Digest, s.a.envelope}} {
+			if err := os.WriteFile(filepath.Join(dir, c.d.Algorithm().String()+"-"+c.d.Encoded()), tampered(c.data), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // registryCases: a hostile registry, one misbehaviour per case.
@@ -143,6 +169,27 @@ func registryCases() []hcase {
 				http.Redirect(w, r, "http://"+addr+"/blob", http.StatusTemporaryRedirect)
 			})
 		}, want: couldNotCheck(reasonRegistry)},
+
+		// The plugin's content cache holds wrong content: it is not used.
+		{name: "content cache planted with wrong content", prepare: plantContent, want: verified(), after: func(t *testing.T, s *setup, _ outcome) {
+			if s.reg.hits[tManifest].Load() == 0 || s.reg.hits[tEnvelope].Load() == 0 {
+				t.Errorf("the signature was not read from the registry (manifest %d, envelope %d reads): the planted content was used",
+					s.reg.hits[tManifest].Load(), s.reg.hits[tEnvelope].Load())
+			}
+			// The planted entry was where the plugin looks: it was replaced.
+			d := s.a.envelopeDesc.Digest
+			paths, _ := filepath.Glob(filepath.Join(s.dir, "tmp", "*", "slot-*", "awssigner-content", d.Algorithm().String()+"-"+d.Encoded()))
+			replaced := false
+			for _, p := range paths {
+				if b, err := os.ReadFile(p); err == nil && string(b) == string(s.a.envelope) {
+					replaced = true
+				}
+			}
+			if !replaced {
+				t.Errorf("no slot's content cache holds the envelope after the run (%d planted files): is the case planting where the plugin looks?", len(paths))
+			}
+		}},
+		{name: "content cache planted with wrong content, envelope hangs", prepare: plantContent, twist: twistOn(tEnvelope, hang), want: couldNotCheck(reasonRegistry)},
 
 		// Refusals and errors.
 		{name: "401 on every request", twist: func(*setup) twist {
