@@ -325,64 +325,6 @@ func TestOverrides(t *testing.T) {
 	}
 }
 
-type fakeECR struct {
-	calls int
-	err   error
-}
-
-func (f *fakeECR) GetAuthorizationToken(context.Context, *ecr.GetAuthorizationTokenInput, ...func(*ecr.Options)) (*ecr.GetAuthorizationTokenOutput, error) {
-	f.calls++
-	if f.err != nil {
-		return nil, f.err
-	}
-	return &ecr.GetAuthorizationTokenOutput{AuthorizationData: []ecrtypes.AuthorizationData{{
-		AuthorizationToken: aws.String(base64.StdEncoding.EncodeToString([]byte("AWS:ecr-token"))),
-		ExpiresAt:          aws.Time(time.Now().Add(12 * time.Hour)),
-	}}}, nil
-}
-
-func TestCredentialFunc(t *testing.T) {
-	ctx := context.Background()
-	const ecrHost = "111122223333.dkr.ecr.us-west-2.amazonaws.com"
-	fake := &fakeECR{}
-	src := ecrauth.New(ecrauth.Options{NewClient: func(context.Context, ecrauth.Registry) (ecrauth.API, error) { return fake, nil }})
-	mem := credentials.NewMemoryStore()
-	if err := mem.Put(ctx, "registry.example:5000", auth.Credential{Username: "u", Password: "p"}); err != nil {
-		t.Fatal(err)
-	}
-	dockerCalls := 0
-	cf := credentialFunc(src, func() (credentials.Store, error) { dockerCalls++; return mem, nil })
-
-	c, err := cf(ctx, ecrHost)
-	if err != nil || c.Username != "AWS" || c.Password != "ecr-token" || dockerCalls != 0 {
-		t.Fatalf("ECR: %+v %v docker=%d", c, err, dockerCalls)
-	}
-	if c, err := cf(ctx, "registry.example:5000"); err != nil || c.Username != "u" {
-		t.Fatalf("docker store: %+v %v", c, err)
-	}
-	if c, err := cf(ctx, "other.example"); err != nil || c != auth.EmptyCredential {
-		t.Fatalf("unknown host: %+v %v", c, err)
-	}
-
-	// ECR failing: the Docker store's credential for the host, else the
-	// ECR error.
-	fake.err = errors.New("no credentials")
-	const ecrHost2 = "444455556666.dkr.ecr.eu-west-1.amazonaws.com"
-	if _, err := cf(ctx, ecrHost2); err == nil || !strings.Contains(err.Error(), "ecr:GetAuthorizationToken") {
-		t.Fatalf("ECR error %v", err)
-	}
-	if err := mem.Put(ctx, ecrHost2, auth.Credential{Username: "AWS", Password: "from-docker"}); err != nil {
-		t.Fatal(err)
-	}
-	if c, err := cf(ctx, ecrHost2); err != nil || c.Password != "from-docker" {
-		t.Fatalf("fallback: %+v %v", c, err)
-	}
-
-	broken := credentialFunc(src, func() (credentials.Store, error) { return nil, errors.New("bad config.json") })
-	if _, err := broken(ctx, "registry.example"); err == nil || !strings.Contains(err.Error(), "Docker credential store") {
-		t.Fatalf("broken store: %v", err)
-	}
-}
 
 func TestConclude(t *testing.T) {
 	for _, tc := range []struct {

@@ -54,6 +54,8 @@ type Document struct {
 	AWS         AWSDocument                    `json:"aws"`
 	// ClockSkew is how far in the future a signature's signing time may be.
 	ClockSkew *Duration `json:"clockSkew,omitempty"`
+	// Server configures awssigner serve (server.go).
+	Server ServerDocument `json:"server"`
 }
 
 // RevocationDocument configures GetRevocationStatus calls.
@@ -91,6 +93,8 @@ type Config struct {
 	ClockSkew time.Duration
 	// Deadline is how long one Ratify plugin run may take.
 	Deadline time.Duration
+	// Server is the resolved server section (awssigner serve).
+	Server Server
 	// Warnings are settings that are valid but probably not meant.
 	Warnings []string
 }
@@ -228,6 +232,9 @@ func (d *Document) Resolve() (*Config, error) {
 	}
 	c.TrustStore = store
 	c.Warnings = append(c.Warnings, d.validatePolicy(&errs)...)
+	var serverWarnings []string
+	c.Server, serverWarnings = d.Server.resolve(&errs)
+	c.Warnings = append(c.Warnings, serverWarnings...)
 	if len(errs) > 0 {
 		return nil, errs.err()
 	}

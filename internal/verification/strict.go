@@ -26,6 +26,10 @@ import (
 // maxJSONDepth bounds nesting in the envelope and its protected header.
 const maxJSONDepth = 32
 
+// maxChain bounds the certificate chain: AWS Signer's has four (leaf,
+// regional CA, intermediate, root).
+const maxChain = 10
+
 // jwsEnvelope is the JSON serialization of a Notation JWS envelope.
 type jwsEnvelope struct {
 	Protected string `json:"protected"`
@@ -77,6 +81,9 @@ func strictEnvelope(envelope []byte, mediaType string) (envelopeFacts, *Error) {
 		if f.signingTime, err = time.Parse(time.RFC3339, t); err != nil {
 			return f, refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature envelope's authentic signing time %q is not RFC 3339", t), err)
 		}
+	}
+	if n := len(env.Header.X5C); n > maxChain {
+		return f, refused(ReasonIntegrity, CheckIntegrity, fmt.Sprintf("signature envelope carries a chain of %d certificates, more than %d; AWS Signer chains have 4", n, maxChain), nil)
 	}
 	if f.header.VerificationPlugin != awssigner.PluginName || f.header.SigningScheme != awssigner.SigningScheme {
 		return f, nil // not an AWS Signer signature: the later checks say so

@@ -22,6 +22,7 @@ func TestStrictEnvelopeRefusesAmbiguousJSON(t *testing.T) {
 		{"trailing data", `{"protected":"e30"} {}`, "unexpected data"},
 		{"protected not base64url", `{"protected":"***","header":{},"signature":"AA"}`, "not base64url"},
 		{"signing time not RFC 3339", header(`{"io.cncf.notary.authenticSigningTime":"yesterday"}`), "not RFC 3339"},
+		{"enormous chain", `{"payload":"e30","protected":"e30","header":{"x5c":["AAAA","AAAA","AAAA","AAAA","AAAA","AAAA","AAAA","AAAA","AAAA","AAAA","AAAA"]},"signature":"AA"}`, "chain of 11 certificates"},
 		{"AWS header without a chain", header(`{"alg":"ES384","io.cncf.notary.signingScheme":"notary.x509.signingAuthority","io.cncf.notary.verificationPlugin":"com.amazonaws.signer.notation.plugin"}`), "no certificate chain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
