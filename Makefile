@@ -137,10 +137,11 @@ bench-core: ## In-process verification vs. its P-384 crypto floor (table of medi
 	done | $(BIN)/benchtable -base BenchmarkCryptoFloor
 
 .PHONY: fuzz
-fuzz: ## Fuzz envelope parsing, config decoding and signature-manifest reading for 30s each.
+fuzz: ## Fuzz envelope parsing, config decoding, signature-manifest reading and revocation cache entries for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzVerifyEnvelope -fuzztime 30s -fuzzminimizetime 0 ./internal/verification/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./internal/config/
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 30s ./internal/signature/
+	$(GO) test -run '^$$' -fuzz FuzzCacheEntry -fuzztime 30s ./test/hostile/
 
 .PHONY: demo
 demo: $(BIN)/ratify build ## Sign an image through the AWS Signer emulator, verify it with Ratify, revoke, verify again.

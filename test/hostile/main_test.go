@@ -15,6 +15,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,6 +44,11 @@ func TestMain(m *testing.M) {
 	if bin := os.Getenv(envWrap); bin != "" {
 		os.Exit(wrap(bin))
 	}
+	flag.Parse()
+	if fuzzing() {
+		// Fuzz targets need no plugin; fuzz workers re-run TestMain.
+		os.Exit(m.Run())
+	}
 	var err error
 	if tmpDir, err = os.MkdirTemp("", "awssigner-hostile-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -52,6 +59,11 @@ func TestMain(m *testing.M) {
 	closeWorld()
 	os.RemoveAll(tmpDir)
 	os.Exit(code)
+}
+
+func fuzzing() bool {
+	f, w := flag.Lookup("test.fuzz"), flag.Lookup("test.fuzzworker")
+	return (f != nil && f.Value.String() != "") || (w != nil && w.Value.String() == "true")
 }
 
 // Recognisable credentials: the plugin is given them and they must never
@@ -166,6 +178,9 @@ func (o outcome) str(key string) string {
 // is killed and the run is a failure). Runs to be killed start the plugin
 // directly; the others go through the wrapper, which measures them.
 func run(inv invocation) outcome {
+	if plugin == "" {
+		return outcome{err: errors.New("the plugin was not built (fuzzing)")}
+	}
 	cmd := exec.Command(plugin)
 	rusageFile := ""
 	if inv.killAfter == 0 {
