@@ -279,6 +279,12 @@ statuses_of(rs) := sort({s |
 
 short_json(x) := substring(json.marshal(x), 0, 300)
 
+# Another verifier's words, at most 160 characters (Ratify's notation
+# verifier prints whole descriptors).
+clipped(s) := s if count(s) <= 160
+
+clipped(s) := concat("", [substring(s, 0, 160), "…"]) if count(s) > 160
+
 # ---------------------------------------------------------------- causes
 
 # Words registries and Ratify's auth providers use when credentials are
@@ -300,6 +306,13 @@ config_marker := "invalid awssigner verifier configuration"
 
 # Ratify's per-key error when the scope has no verifier at all.
 no_verifier_marker := "at least one verifier"
+
+# Ratify's answer when its store could not resolve the image (not found,
+# registry unreachable, or credentials refused: Ratify v1.4 logs which,
+# REPOSITORY_OPERATION_FAILURE, but does not answer it).
+unresolved_marker := "could not resolve descriptor"
+
+unreadable_reason := "Ratify could not read the image from the registry: it is not there, the registry is unreachable, or the registry refused Ratify's credentials (Ratify's answer does not say which; its log does: `kubectl logs deploy/ratify | grep REPOSITORY_OPERATION_FAILURE`, where \"basic credential not found\", 401 or 403 mean credentials: check the Store's authProvider and Ratify's IAM role)"
 
 # What one failing report of ours says about the cause.
 report_text(r) := concat(" ", [object.get(r, "message", ""), object.get(r, "errorReason", "")]) if {
@@ -382,7 +395,7 @@ value_problem(v) := p if {
 	count(others) > 0
 	p := {
 		"code": "verifier_absent",
-		"reason": sprintf("Ratify ran %s on its signature instead of the %q verifier (it says: %s); %s", [concat(", ", others), verifier_name, notes(reports(v)), absent_hint]),
+		"reason": sprintf("Ratify ran %s on its signature instead of the %q verifier (it says: %s); %s", [concat(", ", others), verifier_name, clipped(notes(reports(v))), absent_hint]),
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -393,6 +406,14 @@ value_problem(v) := p if {
 	p := {
 		"code": "unsigned",
 		"reason": "it has no signature: Ratify found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it",
+	}
+} else := p if {
+	count(ours(v)) == 0
+	some r in reports(v)
+	contains(lower(report_text(r)), unresolved_marker)
+	p := {
+		"code": "registry_unreadable",
+		"reason": unreadable_reason,
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -467,6 +488,14 @@ error_problem(errs) := p if {
 	p := {
 		"code": "verifier_absent",
 		"reason": sprintf("Ratify has no verifier to run for it (%s); install the chart's Verifier, or check `kubectl get namespacedverifiers,verifiers -A`", [concat("; ", errs)]),
+	}
+} else := p if {
+	some e in errs
+	contains(lower(e), unresolved_marker)
+	not auth_failure(e)
+	p := {
+		"code": "registry_unreadable",
+		"reason": unreadable_reason,
 	}
 } else := p if {
 	some e in errs

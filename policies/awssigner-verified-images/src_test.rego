@@ -153,6 +153,7 @@ flat_answers(k) := {
 	"awsdown": flat(false, [could_not_check_report(k, "revocationUnavailable", "revocation", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: GetRevocationStatus in us-west-2 failed: dial tcp 10.0.0.1:443: i/o timeout")]),
 	"authfail": flat(false, [could_not_check_report(k, "registryUnavailable", "fetch", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: reading the signature manifest: GET https://registry.example.com/v2/team/app/manifests/sha256:4b1c: response status code 401: unauthorized: authentication required")]),
 	"regdown": flat(false, [could_not_check_report(k, "registryUnavailable", "fetch", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: reading the signature manifest: dial tcp: connection refused")]),
+	"unresolved": flat(false, [{"subject": k, "isSuccess": false, "message": concat("", ["failed to verify artifact: ", k]), "errorReason": "could not resolve descriptor for a subject from any stores"}]),
 	"resolved": flat(false, [object.union(awssigner_report(k, false, team, "revoked", revoked_msg), {"extensions": {"subjectDigest": "sha256:feedface"}})]),
 }
 
@@ -779,3 +780,19 @@ unscoped(k) := substring(k, indexof(k, "]") + 1, -1)
 
 # Answers every key with the unsigned (no referrers) result.
 mock_digest(req) := gatekeeper_response([[k, flat(false, [no_referrers_report(k)])] | some k in req.keys], [])
+
+test_unresolvable_image_is_registry_unreadable if {
+	vs := violation with input as review(pod([ctr("app", img("unresolved"))])) with external_data as mock_flat
+	reasons(vs) == {"registry_unreadable"}
+	some v in vs
+	contains(v.msg, "REPOSITORY_OPERATION_FAILURE")
+}
+
+test_other_verifier_words_are_clipped if {
+	long := concat("", ["x" | some _ in numbers.range(1, 400)])
+	r := object.union(notation_report("s"), {"message": long, "errorReason": ""})
+	p := value_problem(flat(false, [r]))
+	p.code == "verifier_absent"
+	contains(p.reason, "…)")
+	count(p.reason) < 800
+}

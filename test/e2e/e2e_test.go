@@ -34,19 +34,33 @@ import (
 )
 
 const (
-	gkNamespace   = "gatekeeper-system"
-	nsAll         = "e2e"      // the cluster-wide Constraint only
-	nsTeam        = "e2e-team" // + a restriction to profile Team
-	nsWarn        = "e2e-warn" // only a warn-only restriction to Team
-	verifierAPI   = "config.ratify.deislabs.io/v1beta1/Verifier"
-	constraintAPI = "constraints.gatekeeper.sh/v1beta1/AWSSignerVerifiedImages"
-	denyPrefix    = `admission webhook "validation.gatekeeper.sh" denied the request`
+	gkNamespace = "gatekeeper-system"
+	nsAll       = "e2e"      // the cluster-wide Constraint only
+	nsTeam      = "e2e-team" // + a restriction to profile Team
+	nsWarn      = "e2e-warn" // only a warn-only restriction to Team
+	// Namespaces with one test Constraint each, asking Ratify in another
+	// scope: none (cluster-wide verifiers only), an empty one, one whose
+	// verifier cannot reach AWS, one whose verifier's parameters are invalid.
+	nsUnscoped  = "e2e-unscoped"
+	nsNoVerif   = "e2e-no-verifier"
+	nsAWSDown   = "e2e-aws-down"
+	nsBadConfig = "e2e-bad-config"
+	scopeEmpty  = "scope-empty"
+	scopeAWS    = "scope-aws-down"
+	scopeConfig = "scope-bad-config"
+	denyPrefix  = `admission webhook "validation.gatekeeper.sh" denied the request`
+	// What Ratify's chart installs by default next to ours.
+	notationVerifier = "verifier-notation"
+	// signedRuns is how many freshly signed images must be admitted in a row
+	// with Ratify's notation verifier present.
+	signedRuns = 20
 )
 
 var (
 	gvrTemplate   = schema.GroupVersionResource{Group: "templates.gatekeeper.sh", Version: "v1", Resource: "constrainttemplates"}
 	gvrConstraint = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "awssignerverifiedimages"}
 	gvrVerifier   = schema.GroupVersionResource{Group: "config.ratify.deislabs.io", Version: "v1beta1", Resource: "verifiers"}
+	gvrNSVerifier = schema.GroupVersionResource{Group: "config.ratify.deislabs.io", Version: "v1beta1", Resource: "namespacedverifiers"}
 	gvrProvider   = schema.GroupVersionResource{Group: "externaldata.gatekeeper.sh", Version: "v1beta1", Resource: "providers"}
 )
 
@@ -191,6 +205,19 @@ func TestAdmission(t *testing.T) {
 	stranger := image("stranger", strangerARN)
 	unsigned := image("unsigned", "")
 	afterRatify := image("after-ratify", stack.ProfileARN)
+	awsDown := image("aws-down", stack.ProfileARN)
+	var signedMany []string
+	for i := 0; i < signedRuns; i++ {
+		signedMany = append(signedMany, image(fmt.Sprintf("signed-run-%02d", i), stack.ProfileARN))
+	}
+	// The same signed image through a front that wants credentials Ratify
+	// does not have.
+	proxy, proxyHost, err := AuthProxy(stack.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	behindAuth := strings.Replace(signed, stack.Registry.Host, proxyHost, 1)
 
 	pluginDir := filepath.Join(dir, "plugins")
 	os.MkdirAll(pluginDir, 0o755)
@@ -216,7 +243,7 @@ func TestAdmission(t *testing.T) {
 
 	// Namespaces (and their default ServiceAccount: no controller-manager
 	// runs) before Gatekeeper's namespace webhook exists.
-	for _, ns := range []string{gkNamespace, nsAll, nsTeam, nsWarn} {
+	for _, ns := range []string{gkNamespace, nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig} {
 		if _, err := kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -393,9 +420,24 @@ spec:
 		t.Fatal(err)
 	}
 
-	// Our chart, rendered with the Helm SDK, applied server-side; the
-	// Constraints in a second pass once the template's CRD exists.
-	step("apply the chart: Verifier + ConstraintTemplate")
+	// Ratify's own notation Verifier, exactly as Ratify's chart (default
+	// values) renders it: with Ratify's config policy it competes with ours
+	// for every Notation signature.
+	step("Ratify's chart's " + notationVerifier)
+	nv, err := ratifyChartNotation(filepath.Join(ratifyDir, "charts", "ratify"), string(stack.Emulator.CA().RootPEM()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.Apply(ctx, gkNamespace, nv...); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.WaitField(ctx, gvrVerifier, "", notationVerifier, true, 30*time.Second, "status", "issuccess"); err != nil {
+		t.Fatalf("%v (see %s)", err, ratify.Log)
+	}
+
+	// Our chart: one real `helm install --wait` (Helm's install action with
+	// the kubeconfig), the hook Job run by the stand-in runner.
+	chartDir := filepath.Join(root, "charts", "ratify-aws-signer")
 	vals := map[string]any{
 		"trustedSigningProfiles": []any{stack.ProfileARN, otherARN},
 		"trustStores":            map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}},
@@ -403,55 +445,121 @@ spec:
 		"aws":                    map[string]any{"endpoint": stack.Emulator.URL(), "region": stack.Emulator.Region()},
 		"verifier":               map[string]any{"address": pluginDir},
 		"policies": map[string]any{"constraints": map[string]any{
-			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn},
+			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig},
 			"namespaceRestrictions": []any{
 				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 				map[string]any{"namespaces": []any{nsWarn}, "allowedSigningProfiles": []any{stack.ProfileARN}, "enforcementAction": "warn"},
 			},
 		}},
 	}
-	objs, err := renderChart(filepath.Join(root, "charts", "ratify-aws-signer"), vals, verifierAPI)
+	hookJobs := StartJobRunner(kube, cp, gkNamespace, dir, t.Logf)
+	t.Cleanup(hookJobs.Stop)
+
+	step("coexistence guard: a cluster-wide awssigner Verifier next to " + notationVerifier + " is refused")
+	_, err = HelmInstall(ctx, cp, chartDir, "ratify-aws-signer-cluster", gkNamespace, merge(vals, map[string]any{
+		"verifier": map[string]any{"kind": "Verifier", "address": pluginDir},
+		"policies": map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
+	}), func(string, ...any) {})
+	if err == nil || !strings.Contains(err.Error(), "Verifier "+notationVerifier+" (spec.name notation) already claims Notation signatures") {
+		t.Fatalf("helm install with verifier.kind=Verifier next to %s: got %v, want the coexistence refusal", notationVerifier, err)
+	}
+	t.Logf("  refused: %.200s…", err)
+
+	step("helm install --wait (single pass)")
+	t0 := time.Now()
+	rel, err := HelmInstall(ctx, cp, chartDir, "ratify-aws-signer", gkNamespace, vals, func(string, ...any) {})
 	if err != nil {
-		t.Fatal(err)
+		for _, r := range hookJobs.Runs() {
+			t.Logf("job %s ok=%v:\n%s", r.Name, r.OK, r.Output)
+		}
+		t.Fatalf("helm install: %v (logs: %s, %s)", err, gk.Log, ratify.Log)
 	}
-	if err := kube.Apply(ctx, gkNamespace, objs...); err != nil {
-		t.Fatal(err)
+	installTime := time.Since(t0)
+	runs := hookJobs.Runs()
+	if len(runs) != 1 || !runs[0].OK {
+		t.Fatalf("hook Jobs run: %+v, want one successful run", runs)
 	}
-	if err := kube.WaitField(ctx, gvrVerifier, "", "verifier-awssigner", true, 30*time.Second, "status", "issuccess"); err != nil {
+	t.Logf("  release %s: %s in %v; hook Job %s: %v\n%s", rel.Name, rel.Info.Status, installTime.Round(time.Millisecond), runs[0].Name, runs[0].Duration.Round(time.Millisecond), runs[0].Output)
+	if err := kube.WaitField(ctx, gvrNSVerifier, gkNamespace, "verifier-awssigner", true, 30*time.Second, "status", "issuccess"); err != nil {
 		t.Fatalf("%v (see %s)", err, ratify.Log)
 	}
-	if err := kube.WaitField(ctx, gvrTemplate, "", "awssignerverifiedimages", true, 60*time.Second, "status", "created"); err != nil {
-		t.Fatalf("%v (see %s)", err, gk.Log)
-	}
-	if err := kube.WaitCRDs(ctx, []string{"awssignerverifiedimages.constraints.gatekeeper.sh"}, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	step("apply the chart again: Constraints")
-	objs, err = renderChart(filepath.Join(root, "charts", "ratify-aws-signer"), vals, verifierAPI, constraintAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var constraints []string
-	for _, o := range objs {
-		if o.GetKind() == "AWSSignerVerifiedImages" {
-			constraints = append(constraints, o.GetName())
-		}
-	}
-	if len(constraints) != 3 {
-		t.Fatalf("chart rendered Constraints %v, want 3", constraints)
-	}
-	if err := kube.Apply(ctx, gkNamespace, objs...); err != nil {
-		t.Fatal(err)
-	}
+	constraints := []string{"aws-signer-verified-images", "aws-signer-verified-images-" + nsTeam, "aws-signer-verified-images-" + nsWarn}
 	for _, c := range constraints {
 		if err := kube.WaitField(ctx, gvrConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
-			t.Fatalf("%v (see %s)", err, gk.Log)
+			t.Fatalf("after one helm install: %v (see %s)", err, gk.Log)
 		}
 	}
 	if err := kube.WaitField(ctx, gvrProvider, "", "ratify-provider", true, 30*time.Second, "status", "byPod", "0", "active"); err != nil {
 		t.Logf("provider status not reported active (continuing): %v", err)
 	}
-	step(fmt.Sprintf("ready: Constraints %v enforced", constraints))
+
+	// Other scopes, and one test Constraint per cause namespace.
+	step("scopes for the causes: no verifier, AWS unreachable, invalid parameters")
+	closed, _ := harness.FreePort() // nothing listens there
+	scoped, err := renderChart(chartDir, scopeAWS, merge(vals, map[string]any{
+		"aws":        map[string]any{"endpoint": fmt.Sprintf("http://127.0.0.1:%d", closed), "region": stack.Emulator.Region()},
+		"revocation": map[string]any{"cacheTTL": "0s", "timeout": "1s", "cacheDir": filepath.Join(dir, "revocation-cache-aws-down")},
+		"policies":   map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
+	}), "config.ratify.deislabs.io/v1beta1/NamespacedVerifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra, err := DecodeYAML([]byte(fmt.Sprintf(`
+apiVersion: config.ratify.deislabs.io/v1beta1
+kind: NamespacedVerifier
+metadata: {name: verifier-awssigner, namespace: %[1]s}
+spec:
+  name: awssigner
+  version: 1.0.0
+  artifactTypes: application/vnd.cncf.notary.signature
+  address: %[2]s
+  parameters:
+    trustPolicyDoc:
+      version: "1.0"
+      trustPolicies:
+      - {name: p, registryScopes: ["*"], signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts"], trustedIdentities: [%[3]q]}
+    revocation: {ttl: 5m}
+`, scopeConfig, pluginDir, stack.ProfileARN)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ ns, scope string }{{nsUnscoped, ""}, {nsNoVerif, scopeEmpty}, {nsAWSDown, scopeAWS}, {nsBadConfig, scopeConfig}} {
+		params := ""
+		if c.scope != "" {
+			params = "ratifyNamespace: " + c.scope
+		}
+		o, err := DecodeYAML([]byte(fmt.Sprintf(`
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: AWSSignerVerifiedImages
+metadata: {name: %[1]s}
+spec:
+  enforcementAction: deny
+  match:
+    kinds: [{apiGroups: [""], kinds: [Pod]}]
+    namespaces: [%[1]s]
+  parameters: {%[2]s}
+`, c.ns, params)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra = append(extra, o...)
+	}
+	if err := kube.Apply(ctx, gkNamespace, append(scoped, extra...)...); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{scopeAWS, scopeConfig} {
+		// Ratify accepts the invalid parameters too: the plugin only reads
+		// them when it runs (the chart's schema is what refuses them early).
+		if err := kube.WaitField(ctx, gvrNSVerifier, sc, "verifier-awssigner", true, 30*time.Second, "status", "issuccess"); err != nil {
+			t.Fatalf("%v (see %s)", err, ratify.Log)
+		}
+	}
+	for _, c := range []string{nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig} {
+		if err := kube.WaitField(ctx, gvrConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
+			t.Fatalf("%v (see %s)", err, gk.Log)
+		}
+	}
+	step(fmt.Sprintf("ready: Constraints %v enforced, one helm install (%v)", constraints, installTime.Round(time.Millisecond)))
 	warns.take()
 
 	// Assertions: kubectl-equivalent creates through the API server.
@@ -492,8 +600,49 @@ spec:
 	t.Run("signed by the trusted profile is admitted", func(t *testing.T) {
 		admitted(t, nsAll, signed)
 	})
-	t.Run("unsigned is denied", func(t *testing.T) {
-		denied(t, nsAll, unsigned, notAllowed(unsigned))
+	t.Run(fmt.Sprintf("%d freshly signed images admitted in a row next to Ratify's notation verifier", signedRuns), func(t *testing.T) {
+		var took []time.Duration
+		ok := 0
+		for _, img := range signedMany {
+			t0 := time.Now()
+			err := pod(nsAll, img)
+			took = append(took, time.Since(t0))
+			if err != nil {
+				t.Errorf("pod with %s denied: %v", img, err)
+				continue
+			}
+			ok++
+		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		t.Logf("  %d/%d admitted; create latency median %v, max %v", ok, len(signedMany), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+	})
+	t.Run("unsigned is denied: it has no signature", func(t *testing.T) {
+		denied(t, nsAll, unsigned, notAllowed(unsigned), "it has no signature: Ratify found no Notation signature attached to it")
+	})
+	t.Run("cluster scope: the message names the notation verifier Ratify ran instead", func(t *testing.T) {
+		msg := denied(t, nsUnscoped, signed, notAllowed(signed), `Ratify ran verifier-notation (type notation) on its signature instead of the "awssigner" verifier`, "only the first verifier whose artifactTypes match runs")
+		t.Logf("  message: %s", msg)
+	})
+	t.Run("scope without our verifier: named, with what to check", func(t *testing.T) {
+		denied(t, nsNoVerif, signed, notAllowed(signed), `no "awssigner" verifier in scope "`+scopeEmpty+`"`, "kubectl get namespacedverifiers -n "+scopeEmpty)
+	})
+	t.Run("AWS Signer unreachable: its own cause", func(t *testing.T) {
+		msg := denied(t, nsAWSDown, awsDown, notAllowed(awsDown), "AWS Signer could not be asked about revocation")
+		t.Logf("  message: %s", msg)
+	})
+	t.Run("invalid Verifier parameters: their own cause", func(t *testing.T) {
+		msg := denied(t, nsBadConfig, signed, notAllowed(signed), "Verifier's parameters are invalid", "revocation.ttl")
+		t.Logf("  message: %s", msg)
+	})
+	t.Run("registry refuses Ratify's credentials: the registry cause, with where to look", func(t *testing.T) {
+		// Ratify v1.4 answers "could not resolve descriptor" whatever the
+		// registry said (it logs "basic credential not found"): the policy
+		// names the registry and the log line that tells.
+		msg := denied(t, nsAll, behindAuth, notAllowed(behindAuth), "Ratify could not read the image from the registry", "refused Ratify's credentials", "REPOSITORY_OPERATION_FAILURE")
+		if !strings.Contains(readFile(t, ratify.Log), "basic credential not found") {
+			t.Errorf("Ratify's log does not say %q for %s", "basic credential not found", behindAuth)
+		}
+		t.Logf("  message: %s", msg)
 	})
 	t.Run("signed by an untrusted profile is denied", func(t *testing.T) {
 		denied(t, nsAll, stranger, notAllowed(stranger))
@@ -602,7 +751,7 @@ func result(err error) string {
 
 // renderChart renders the chart as `helm install --dry-run` would against a
 // cluster serving apis, and returns its objects in Helm's install order.
-func renderChart(chartDir string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
+func renderChart(chartDir, ns string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, err
@@ -610,8 +759,8 @@ func renderChart(chartDir string, vals map[string]any, apis ...string) ([]*unstr
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.DryRun = true
 	inst.ClientOnly = true
-	inst.ReleaseName = "ratify-aws-signer"
-	inst.Namespace = gkNamespace
+	inst.ReleaseName = "ratify-aws-signer-" + ns
+	inst.Namespace = ns
 	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
 	inst.APIVersions = apis
 	// Values go through JSON so they have the types Helm's YAML loader gives.
@@ -637,4 +786,81 @@ func renderChart(chartDir string, vals map[string]any, apis ...string) ([]*unstr
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// ratifyChartNotation returns what Ratify's chart installs for its notation
+// verifier (as pre-install hooks) when given a notation certificate, as in
+// Ratify's AWS Signer guide (--set-file notationCerts={root.cert}): the
+// Verifier verifier-notation and the KeyManagementProvider holding the
+// certificate. (RATIFY_CERT_ROTATION only lets the chart render without TLS
+// files; it changes neither object.)
+func ratifyChartNotation(chartDir, certPEM string) ([]*unstructured.Unstructured, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.ReleaseName = "ratify"
+	inst.Namespace = gkNamespace
+	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
+	rel, err := inst.RunWithContext(context.Background(), ch, map[string]any{
+		"featureFlags":  map[string]any{"RATIFY_CERT_ROTATION": true},
+		"notationCerts": []any{certPEM},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, h := range rel.Hooks {
+		objs, err := DecodeYAML([]byte(h.Manifest))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if (o.GetKind() == "Verifier" && o.GetName() == notationVerifier) || o.GetKind() == "KeyManagementProvider" {
+				ann := o.GetAnnotations()
+				for k := range ann {
+					if strings.HasPrefix(k, "helm.sh/") {
+						delete(ann, k)
+					}
+				}
+				o.SetAnnotations(ann)
+				out = append(out, o)
+			}
+		}
+	}
+	if len(out) != 2 {
+		return nil, fmt.Errorf("Ratify's chart renders %d notation objects, want its Verifier %s and one KeyManagementProvider", len(out), notationVerifier)
+	}
+	return out, nil
+}
+
+// merge returns a copy of base with over's keys set, maps merged
+// recursively.
+func merge(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bm, ok := out[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				out[k] = merge(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
