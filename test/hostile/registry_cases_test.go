@@ -152,6 +152,24 @@ func registryCases() []hcase {
 			d["digest"], d["size"] = s.a2.manifestDesc.Digest.String(), s.a2.manifestDesc.Size
 		}, want: refused(reasonSubject)},
 
+		// Lying signature manifests.
+		{name: "manifest declares a 33 MiB envelope", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers[0].Size = 33 * mib }},
+			want: refused(reasonIntegrity), after: func(t *testing.T, s *setup, _ outcome) {
+				if n := s.reg.hits[tEnvelope].Load(); n != 0 {
+					t.Errorf("the envelope was requested %d times; its declared size is over the limit", n)
+				}
+			}},
+		{name: "manifest declares the envelope 100 bytes short", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers[0].Size -= 100 }},
+			want: gapped(refused(reasonIntegrity), gapContentLength)},
+		{name: "manifest artifact type SBOM", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.ArtifactType = "application/spdx+json" }}, want: refused(reasonNotSigner)},
+		{name: "manifest with two envelopes", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers = append(m.Layers, m.Layers[0]) }}, want: refused(reasonNotSigner)},
+		{name: "manifest envelope of media type COSE", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers[0].MediaType = "application/cose" }}, want: refused(reasonNotSigner)},
+		{name: "manifest subject is another image", sign: signOpts{manifest: func(m *ocispec.Manifest) {
+			d := *m.Subject
+			d.Digest = digest.FromString("another image")
+			m.Subject = &d
+		}}, want: refused(reasonSubject)},
+
 		// Redirects.
 		{name: "envelope redirect loop", twist: twistOn(tEnvelope, redirectLoop), want: couldNotCheck(reasonRegistry)},
 		{name: "envelope redirected to another loopback port", twist: func(s *setup) twist {
@@ -160,7 +178,7 @@ func registryCases() []hcase {
 			return on(tEnvelope, s.other.redirectTo)
 		}, want: verified(), after: func(t *testing.T, s *setup, _ outcome) {
 			if s.other.sawCreds.Load() {
-				t.Logf("note: the registry's Authorization header followed the redirect to %s (same host, other port)", s.other.srv.URL)
+				t.Errorf("the registry's credentials followed the redirect to another origin (%s)", s.other.srv.URL)
 			}
 		}},
 		{name: "envelope redirected to a closed port", twist: func(s *setup) twist {

@@ -82,6 +82,8 @@ type signOpts struct {
 	envelope []byte
 	// alg addresses the signature manifest and the envelope (default sha256).
 	alg digest.Algorithm
+	// manifest edits the signature manifest before it is encoded.
+	manifest func(*ocispec.Manifest)
 }
 
 func randomHex(n int) string {
@@ -135,6 +137,9 @@ func (w *world) sign(o signOpts) (*artifact, error) {
 		Subject:      &subj,
 	}
 	m.SchemaVersion = 2
+	if o.manifest != nil {
+		o.manifest(&m)
+	}
 	if a.manifest, err = json.Marshal(m); err != nil {
 		return nil, err
 	}
