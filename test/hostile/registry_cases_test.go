@@ -30,6 +30,16 @@ const (
 
 const gapContentLength = "issue 11: a Content-Length that differs from the descriptor is read as an unavailable registry, not as an integrity failure"
 
+// gapEcho: the registry's (or Signer's) error message is put in the
+// result as received, so an endpoint that echoes the Authorization header
+// puts the credential (basic auth, the SigV4 access key ID) in the output.
+const gapEcho = "issue 11: a remote error message echoing the Authorization header reaches the output unredacted"
+
+func echoed(w want) want {
+	w.credentialGap = gapEcho
+	return w
+}
+
 // bigManifest is a signature manifest of about size bytes (the padding is
 // an annotation), still shaped as a Notation signature of a.
 func bigManifest(a *artifact, size int) []byte {
@@ -209,7 +219,13 @@ func registryCases() []hcase {
 		}},
 		{name: "content cache planted with wrong content, envelope hangs", prepare: plantContent, twist: twistOn(tEnvelope, hang), want: couldNotCheck(reasonRegistry)},
 
+		// Transport tricks.
+		{name: "envelope gzip bomb (1 GiB of zeros)", twist: twistOn(tEnvelope, gzipBomb), want: refused(reasonIntegrity)},
+		{name: "signature manifest gzip bomb (1 GiB of zeros)", twist: twistOn(tManifest, gzipBomb), want: refused(reasonIntegrity)},
+		{name: "envelope with a 10 MiB response header", twist: twistOn(tEnvelope, hugeHeader), want: couldNotCheck(reasonRegistry)},
+
 		// Refusals and errors.
+		{name: "403 echoing the credentials", twist: twistOn(tEnvelope, echoAuth), want: echoed(couldNotCheck(reasonAuth))},
 		{name: "401 on every request", twist: func(*setup) twist {
 			return func(w http.ResponseWriter, r *http.Request, _ target, it item) bool {
 				status(http.StatusUnauthorized)(w, r, it)

@@ -2,6 +2,7 @@ package hostile
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -228,6 +229,41 @@ func status(code int) func(w http.ResponseWriter, r *http.Request, it item) {
 		}
 		registryError(w, code, "DENIED", http.StatusText(code))
 	}
+}
+
+// echoAuth refuses with the request's Authorization header in the error
+// message, as a registry that echoes what it was sent would.
+func echoAuth(w http.ResponseWriter, r *http.Request, it item) {
+	registryError(w, http.StatusForbidden, "DENIED", "denied for "+r.Header.Get("Authorization"))
+}
+
+// hugeHeader answers with a 10 MiB response header.
+func hugeHeader(w http.ResponseWriter, r *http.Request, it item) {
+	w.Header().Set("X-Padding", strings.Repeat("p", 10<<20))
+	serve(w, r, it)
+}
+
+var (
+	bombOnce sync.Once
+	bomb     []byte
+)
+
+// gzipBomb sends 1 GiB of zeros gzip-compressed with Content-Encoding:
+// gzip: 1024 gzip members of 1 MiB of zeros each (a multi-member stream,
+// about 1 MiB on the wire).
+func gzipBomb(w http.ResponseWriter, r *http.Request, it item) {
+	bombOnce.Do(func() {
+		var member bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
+		_, _ = zw.Write(make([]byte, 1<<20))
+		_ = zw.Close()
+		bomb = bytes.Repeat(member.Bytes(), 1024)
+	})
+	w.Header().Set("Content-Type", it.mediaType)
+	w.Header().Set("Docker-Content-Digest", it.digest.String())
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Set("Content-Length", fmt.Sprint(len(bomb)))
+	_, _ = w.Write(bomb)
 }
 
 // redirectLoop redirects a request to itself.

@@ -2,8 +2,10 @@ package hostile
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,6 +80,16 @@ func oddBadRequest(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("<html><body>\x00\xff nope {{{ ]]"))
 }
 
+// echoAuth refuses with the request's Authorization header (SigV4: the
+// access key ID) in the message.
+func echoAuthSigner(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
+	w.WriteHeader(http.StatusForbidden)
+	b, _ := json.Marshal(map[string]string{"message": "denied for " + r.Header.Get("Authorization")})
+	_, _ = w.Write(b)
+}
+
 func throttled(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amzn-ErrorType", "TooManyRequestsException")
@@ -125,11 +137,16 @@ func signerCases() []hcase {
 		{"answer after 3s", late},
 		{"400 with an HTML body", revocations(oddBadRequest)},
 		{"429 throttled", revocations(throttled)},
+		{"403 echoing the credentials", revocations(echoAuthSigner)},
 		{"500 internal error", revocations(internalError)},
 	}
 	for _, f := range faults {
 		for _, level := range []string{"strict", "permissive"} {
-			cases = append(cases, hcase{name: f.name + " " + level, level: level, signer: f.handler, want: unavailable(level),
+			w := unavailable(level)
+			if strings.Contains(f.name, "echoing") {
+				w = echoed(w)
+			}
+			cases = append(cases, hcase{name: f.name + " " + level, level: level, signer: f.handler, want: w,
 				after: calls(1, config.DefaultMaxAttempts)})
 		}
 	}
