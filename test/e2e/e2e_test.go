@@ -48,12 +48,21 @@ const (
 	scopeEmpty  = "scope-empty"
 	scopeAWS    = "scope-aws-down"
 	scopeConfig = "scope-bad-config"
+	// The issue's setup, for contrast: a scope where Ratify has both our
+	// verifier and the notation one, under its config policy.
+	nsShared    = "e2e-shared"
+	scopeShared = "scope-shared"
 	denyPrefix  = `admission webhook "validation.gatekeeper.sh" denied the request`
 	// What Ratify's chart installs by default next to ours.
 	notationVerifier = "verifier-notation"
 	// signedRuns is how many freshly signed images must be admitted in a row
 	// with Ratify's notation verifier present.
 	signedRuns = 20
+	// sharedRuns is how many signed images go to the shared scope: Go's map
+	// iteration (it starts at a random one of a bucket's 8 slots) sent 1 in
+	// 8 to 1 in 5 to the notation verifier in our runs (7/60, 4/20, 21/100),
+	// so all 100 reaching ours has a probability under (7/8)^100 ≈ 2e-6.
+	sharedRuns = 100
 )
 
 var (
@@ -210,6 +219,10 @@ func TestAdmission(t *testing.T) {
 	for i := 0; i < signedRuns; i++ {
 		signedMany = append(signedMany, image(fmt.Sprintf("signed-run-%02d", i), stack.ProfileARN))
 	}
+	var signedShared []string
+	for i := 0; i < sharedRuns; i++ {
+		signedShared = append(signedShared, image(fmt.Sprintf("signed-shared-%02d", i), stack.ProfileARN))
+	}
 	// The same signed image through a front that wants credentials Ratify
 	// does not have.
 	proxy, proxyHost, err := AuthProxy(stack.Registry.Host)
@@ -243,7 +256,7 @@ func TestAdmission(t *testing.T) {
 
 	// Namespaces (and their default ServiceAccount: no controller-manager
 	// runs) before Gatekeeper's namespace webhook exists.
-	for _, ns := range []string{gkNamespace, nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig} {
+	for _, ns := range []string{gkNamespace, nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig, nsShared, scopeShared} {
 		if _, err := kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +458,7 @@ spec:
 		"aws":                    map[string]any{"endpoint": stack.Emulator.URL(), "region": stack.Emulator.Region()},
 		"verifier":               map[string]any{"address": pluginDir},
 		"policies": map[string]any{"constraints": map[string]any{
-			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig},
+			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared},
 			"namespaceRestrictions": []any{
 				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 				map[string]any{"namespaces": []any{nsWarn}, "allowedSigningProfiles": []any{stack.ProfileARN}, "enforcementAction": "warn"},
@@ -523,7 +536,25 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct{ ns, scope string }{{nsUnscoped, ""}, {nsNoVerif, scopeEmpty}, {nsAWSDown, scopeAWS}, {nsBadConfig, scopeConfig}} {
+	// scope-shared: our verifier (as the chart renders it) and Ratify's
+	// notation verifier side by side, as NamespacedVerifiers.
+	shared, err := renderChart(chartDir, scopeShared, merge(vals, map[string]any{
+		"policies": map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
+	}), "config.ratify.deislabs.io/v1beta1/NamespacedVerifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range nv {
+		if o.GetKind() == "Verifier" {
+			c := o.DeepCopy()
+			c.SetKind("NamespacedVerifier")
+			c.SetNamespace(scopeShared)
+			c.SetResourceVersion("")
+			shared = append(shared, c)
+		}
+	}
+	extra = append(extra, shared...)
+	for _, c := range []struct{ ns, scope string }{{nsUnscoped, ""}, {nsNoVerif, scopeEmpty}, {nsAWSDown, scopeAWS}, {nsBadConfig, scopeConfig}, {nsShared, scopeShared}} {
 		params := ""
 		if c.scope != "" {
 			params = "ratifyNamespace: " + c.scope
@@ -547,14 +578,14 @@ spec:
 	if err := kube.Apply(ctx, gkNamespace, append(scoped, extra...)...); err != nil {
 		t.Fatal(err)
 	}
-	for _, sc := range []string{scopeAWS, scopeConfig} {
+	for _, sv := range []struct{ ns, name string }{{scopeAWS, "verifier-awssigner"}, {scopeConfig, "verifier-awssigner"}, {scopeShared, "verifier-awssigner"}, {scopeShared, notationVerifier}} {
 		// Ratify accepts the invalid parameters too: the plugin only reads
 		// them when it runs (the chart's schema is what refuses them early).
-		if err := kube.WaitField(ctx, gvrNSVerifier, sc, "verifier-awssigner", true, 30*time.Second, "status", "issuccess"); err != nil {
+		if err := kube.WaitField(ctx, gvrNSVerifier, sv.ns, sv.name, true, 30*time.Second, "status", "issuccess"); err != nil {
 			t.Fatalf("%v (see %s)", err, ratify.Log)
 		}
 	}
-	for _, c := range []string{nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig} {
+	for _, c := range []string{nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared} {
 		if err := kube.WaitField(ctx, gvrConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
 			t.Fatalf("%v (see %s)", err, gk.Log)
 		}
@@ -615,6 +646,27 @@ spec:
 		}
 		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 		t.Logf("  %d/%d admitted; create latency median %v, max %v", ok, len(signedMany), took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond))
+	})
+	t.Run("contrast: both verifiers in one scope, as in the issue, deny signed images at random", func(t *testing.T) {
+		// Ratify's config policy runs only the first matching verifier, and
+		// builds the list from a map per request: each image goes to either
+		// verifier (see sharedRuns).
+		ok, named := 0, 0
+		for _, img := range signedShared {
+			err := pod(nsShared, img)
+			switch {
+			case err == nil:
+				ok++
+			case strings.Contains(err.Error(), "Ratify ran verifier-notation (type notation) on its signature instead of the \"awssigner\" verifier"):
+				named++
+			default:
+				t.Errorf("pod with %s denied for another reason: %v", img, err)
+			}
+		}
+		t.Logf("  %d/%d admitted, %d denied naming verifier-notation", ok, len(signedShared), named)
+		if named == 0 {
+			t.Errorf("all %d admitted with both verifiers in one scope: the coexistence case is not reproduced", ok)
+		}
 	})
 	t.Run("unsigned is denied: it has no signature", func(t *testing.T) {
 		denied(t, nsAll, unsigned, notAllowed(unsigned), "it has no signature: Ratify found no Notation signature attached to it")
