@@ -168,7 +168,7 @@ Exit codes: 0 verified or done, 1 refused, 2 could not check or bad usage.`),
 		return usageErr(cmd, "%v", err)
 	})
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", outputText, "output format: text (for people) or json (for machines)")
-	root.AddCommand(a.verifyCommand(), a.inspectCommand(), a.signCommand(), a.policyCommand(), a.versionCommand())
+	root.AddCommand(a.verifyCommand(), a.inspectCommand(), a.signCommand(), a.policyCommand(), a.versionCommand(), a.serveCommand())
 	return root
 }
 

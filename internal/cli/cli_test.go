@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,15 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecr"
-	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
-	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/credentials"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ecrauth"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
 
@@ -324,7 +317,6 @@ func TestOverrides(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 }
-
 
 func TestConclude(t *testing.T) {
 	for _, tc := range []struct {

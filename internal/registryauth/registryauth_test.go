@@ -78,7 +78,6 @@ func TestCredentialFunc(t *testing.T) {
 	}
 }
 
-
 // A kubernetes.io/dockerconfigjson Secret's file, then a second file: the
 // first store holding a credential for the host wins.
 func TestDockerConfigFiles(t *testing.T) {

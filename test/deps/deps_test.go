@@ -77,3 +77,18 @@ func TestOnlyTheRatifyAdapterImportsRatify(t *testing.T) {
 		}
 	}
 }
+
+// Only internal/ratifygo imports Ratify v2's library (ratify-go).
+func TestOnlyRatifygoImportsRatifyGo(t *testing.T) {
+	const ratifyGo = "github.com/notaryproject/ratify-go"
+	for _, p := range list(t, "./...") {
+		if p.ImportPath == module+"/internal/ratifygo" {
+			continue
+		}
+		for _, imp := range p.Imports {
+			if imp == ratifyGo || strings.HasPrefix(imp, ratifyGo+"/") {
+				t.Errorf("%s imports %s; only internal/ratifygo may import ratify-go", p.ImportPath, imp)
+			}
+		}
+	}
+}

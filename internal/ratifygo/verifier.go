@@ -1,0 +1,158 @@
+package ratifygo
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"time"
+
+	ratify "github.com/notaryproject/ratify-go"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
+)
+
+// OutcomeKey is everything a verification outcome depends on: the
+// configuration generation (trust policy, stores, levels), the repository
+// (which selects the trust policy statement), the subject digest and the
+// signature manifest digest (which pins the envelope by content).
+type OutcomeKey struct {
+	Generation uint64
+	Repository string
+	Subject    digest.Digest
+	Signature  digest.Digest
+}
+
+// OutcomeCache keeps verification outcomes; safe for concurrent use. Get
+// reports a miss for an expired entry.
+type OutcomeCache interface {
+	Get(OutcomeKey) (verification.Report, bool)
+	Put(OutcomeKey, verification.Report, time.Duration)
+}
+
+// Verifier is a ratify.Verifier running the verification pipeline.
+type Verifier struct {
+	name          string
+	core          *verification.Verifier
+	gen           uint64
+	outcomes      OutcomeCache
+	outcomeTTL    time.Duration
+	revocationTTL time.Duration
+	observe       func(verification.Report)
+	now           func() time.Time
+}
+
+var _ ratify.Verifier = (*Verifier)(nil)
+
+// Name implements ratify.Verifier.
+func (v *Verifier) Name() string { return v.name }
+
+// Type implements ratify.Verifier.
+func (v *Verifier) Type() string { return VerifierType }
+
+// Verifiable implements ratify.Verifier: Notation signatures.
+func (v *Verifier) Verifiable(artifact ocispec.Descriptor) bool {
+	return artifact.ArtifactType == signature.ArtifactType
+}
+
+// Verify implements ratify.Verifier. A signature that is refused or could
+// not be checked is a result with Err set, never a Go error (which would
+// abort the whole validation).
+func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify.VerificationResult, error) {
+	key := OutcomeKey{Generation: v.gen, Repository: o.Repository, Subject: o.SubjectDescriptor.Digest, Signature: o.ArtifactDescriptor.Digest}
+	if v.outcomes != nil && v.outcomeTTL > 0 {
+		if r, ok := v.outcomes.Get(key); ok {
+			return v.result(r), nil
+		}
+	}
+	start := v.now()
+	res, err := v.core.VerifyReferrer(ctx, fetcher{store: o.Store, repo: o.Repository},
+		verification.Subject{Repository: o.Repository, Descriptor: o.SubjectDescriptor}, o.ArtifactDescriptor)
+	r := verification.NewReport(o.ArtifactDescriptor.Digest.String(), res, err)
+	r.DurationMs = v.now().Sub(start).Milliseconds()
+	if v.observe != nil {
+		v.observe(r)
+	}
+	if ttl := v.keep(r, start); ttl > 0 && v.outcomes != nil {
+		v.outcomes.Put(key, r, ttl)
+	}
+	return v.result(r), nil
+}
+
+// keep is how long an outcome may be reused: never when it could not be
+// checked (a transient failure) or when its revocation answer's age is
+// unknown (it came from the revocation cache); a verified outcome no
+// longer than its revocation answer and the signature's expiry.
+func (v *Verifier) keep(r verification.Report, start time.Time) time.Duration {
+	if r.Verdict == verification.VerdictCouldNotCheck || r.Result == nil {
+		return 0
+	}
+	ttl := v.outcomeTTL
+	if r.Verdict != verification.VerdictVerified {
+		return ttl
+	}
+	switch r.RevocationStatus {
+	case verification.RevocationNotRevoked:
+		if r.RevocationCached {
+			return 0
+		}
+		ttl = min(ttl, v.revocationTTL-v.now().Sub(start))
+	case verification.RevocationUnavailable, verification.RevocationNotChecked:
+		// Verified although AWS did not answer (a level that only logs
+		// it): ask again next time.
+		return 0
+	}
+	if !r.Expiry.IsZero() {
+		ttl = min(ttl, r.Expiry.Sub(v.now()))
+	}
+	return ttl
+}
+
+// result is the ratify-go result of a report; Detail is the report
+// itself (verification.Report, the product's one result schema).
+func (v *Verifier) result(r verification.Report) *ratify.VerificationResult {
+	out := &ratify.VerificationResult{Verifier: v, Description: r.Message, Detail: r}
+	if r.Verdict != verification.VerdictVerified {
+		out.Err = &SignatureError{Report: r}
+	}
+	return out
+}
+
+// SignatureError is a signature that was refused or could not be checked.
+type SignatureError struct {
+	Report verification.Report
+}
+
+func (e *SignatureError) Error() string { return e.Report.Message }
+
+// fetcher adapts ratify-go's Store (whole bodies by repository) to
+// signature.Fetcher, which checks sizes and digests of what it reads.
+type fetcher struct {
+	store ratify.Store
+	repo  string
+}
+
+func (f fetcher) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	var b []byte
+	var err error
+	if isManifest(d.MediaType) {
+		b, err = f.store.FetchManifest(ctx, f.repo, d)
+	} else {
+		b, err = f.store.FetchBlob(ctx, f.repo, d)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func isManifest(mediaType string) bool {
+	switch mediaType {
+	case ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
+		"application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json":
+		return true
+	}
+	return false
+}
