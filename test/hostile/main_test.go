@@ -90,7 +90,7 @@ const (
 	// maxRSSKiB is the peak resident memory one run may use.
 	maxRSSKiB = 128 << 10
 	// parallelRuns is how many plugin processes a table runs at once.
-	parallelRuns = 8
+	parallelRuns = 4
 )
 
 // Peak RSS is measured through a wrapper: this test binary re-executed
