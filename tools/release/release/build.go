@@ -107,6 +107,14 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := clearDist(o.Dist); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(o.Dist, 0o755); err != nil {
+		return nil, err
+	}
+	// Marks the directory as ours from the start, so an interrupted build's
+	// output can be replaced by the next one.
+	if err := os.WriteFile(filepath.Join(o.Dist, distMarker), []byte("written by tools/release; replaced by every build\n"), 0o644); err != nil {
+		return nil, err
+	}
 	srcDir := filepath.Join(o.Dist, "src")
 	tree, err := source.Export(ctx, o.Repo, o.Commit, srcDir)
 	if err != nil {
@@ -287,9 +295,12 @@ func clearDist(dist string) error {
 		return err
 	}
 	if len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(dist, ManifestFile)); err != nil {
-			return fmt.Errorf("refusing to replace %s: it is not empty and has no %s (not a previous build's output); give an empty or new -dist", dist, ManifestFile)
+		if _, err := os.Stat(filepath.Join(dist, distMarker)); err != nil {
+			return fmt.Errorf("refusing to replace %s: it is not empty and has no %s (not a previous build's output); give an empty or new -dist", dist, distMarker)
 		}
 	}
 	return os.RemoveAll(dist)
 }
+
+// distMarker is the file that says a directory is a build's output.
+const distMarker = ".release-dist"

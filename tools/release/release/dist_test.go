@@ -24,3 +24,21 @@ func TestBuildRefusesForeignDist(t *testing.T) {
 		t.Errorf("the directory's file is gone: %v", err)
 	}
 }
+
+// TestInterruptedBuildIsReplaced: a build stopped half way (marker, no
+// release.json) leaves a directory the next build may replace.
+func TestInterruptedBuildIsReplaced(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dist")
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, distMarker), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := clearDist(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still there: %v", dir, err)
+	}
+}
