@@ -35,6 +35,24 @@ func nested(depth int) func([]byte) []byte {
 	}
 }
 
+// cacheDir turns the revocation cache on in the directory make returns.
+func cacheDir(make func(dir string) (string, error)) func(s *setup, c map[string]any) {
+	return func(s *setup, c map[string]any) {
+		p, err := make(s.dir)
+		if err != nil {
+			p = "/nonexistent/" + err.Error()
+		}
+		c["revocation"] = map[string]any{"timeout": "2s", "cacheTTL": "5m", "cacheDir": p}
+	}
+}
+
+// verifiedWarn wants a verified signature and a warning.
+func verifiedWarn(about string) want {
+	w := verified()
+	w.warn = about
+	return w
+}
+
 // badConfig wants an error object with code 8 (invalid configuration).
 func badConfig() want { return want{errorCode: 8} }
 
@@ -60,6 +78,22 @@ func configCases() []hcase {
 		}), want: badConfig()},
 		{name: "trust store directory", cfg: trustStoreFile(func(dir string) (string, error) { return dir, nil }), want: badConfig()},
 		{name: "trust store /proc/self/mem", cfg: trustStoreFile(fixed("/proc/self/mem")), want: badConfig()},
+		{name: "revocation cacheDir is a regular file", cfg: cacheDir(func(dir string) (string, error) {
+			p := filepath.Join(dir, "not-a-dir")
+			return p, os.WriteFile(p, []byte("x"), 0o600)
+		}), want: verifiedWarn("cache")},
+		{name: "revocation cacheDir under /proc", cfg: cacheDir(fixed("/proc/self/awssigner-cache")), want: verifiedWarn("cache")},
+		{name: "revocation cacheDir a symlink to a directory of another uid", cfg: cacheDir(func(dir string) (string, error) {
+			target := filepath.Join(dir, "theirs")
+			if err := os.Mkdir(target, 0o700); err != nil {
+				return "", err
+			}
+			if err := os.Chown(target, nobody, nobody); err != nil {
+				return "", err
+			}
+			p := filepath.Join(dir, "link")
+			return p, os.Symlink(target, p)
+		}), want: verifiedWarn("cache")},
 		{name: "configuration over 1 MiB", cfg: func(s *setup, c map[string]any) {
 			c["trustStores"] = map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []string{strings.Repeat("x", 3*mib/2)}}}
 		}, want: badConfig()},

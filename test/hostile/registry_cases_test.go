@@ -150,6 +150,11 @@ func registryCases() []hcase {
 		{name: "descriptor size zero", desc: func(s *setup, d map[string]any) { d["size"] = 0 }, want: refused()},
 		{name: "descriptor media type image index", desc: func(s *setup, d map[string]any) { d["mediaType"] = ocispec.MediaTypeImageIndex }, want: refused(reasonNotSigner)},
 		{name: "descriptor artifact type SBOM", desc: func(s *setup, d map[string]any) { d["artifactType"] = "application/spdx+json" }, want: refused(reasonNotSigner)},
+		{name: "descriptor digest md5", desc: func(s *setup, d map[string]any) { d["digest"] = "md5:" + strings.Repeat("0", 32) }, want: refused()},
+		{name: "descriptor digest a path", desc: func(s *setup, d map[string]any) { d["digest"] = "sha256:../../../../etc/passwd" }, want: refused()},
+		{name: "subject digest of an unknown algorithm", subject: func(s *setup) string { return s.reg.host + "/" + repo + "@sha999:" + strings.Repeat("a", 64) },
+			want: want{errorCode: -1}},
+		{name: "subject not a reference", subject: func(s *setup) string { return "not a reference" }, want: want{errorCode: -1}},
 		{name: "descriptor names another image's signature", prepare: func(s *setup) error {
 			b, err := s.w.sign(signOpts{})
 			if err != nil {
