@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"time"
 
 	ratify "github.com/notaryproject/ratify-go"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
@@ -23,6 +25,10 @@ type OutcomeKey struct {
 	Repository string
 	Subject    digest.Digest
 	Signature  digest.Digest
+}
+
+func (k OutcomeKey) String() string {
+	return strconv.FormatUint(k.Generation, 10) + " " + k.Repository + "@" + k.Subject.String() + " " + k.Signature.String()
 }
 
 // OutcomeCache keeps verification outcomes; safe for concurrent use. Get
@@ -42,6 +48,9 @@ type Verifier struct {
 	revocationTTL time.Duration
 	observe       func(verification.Report)
 	now           func() time.Time
+	// flight merges concurrent verifications of one signature (the same
+	// image asked as a tag and as a digest, or by several requests).
+	flight singleflight.Group
 }
 
 var _ ratify.Verifier = (*Verifier)(nil)
@@ -67,6 +76,27 @@ func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify
 			return v.result(r), nil
 		}
 	}
+	ch := v.flight.DoChan(key.String(), func() (any, error) {
+		// Shared by every caller: the first one's deadline, not its
+		// cancellation.
+		cctx := context.WithoutCancel(ctx)
+		if d, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithDeadline(cctx, d)
+			defer cancel()
+		}
+		return v.verify(cctx, key, o), nil
+	})
+	select {
+	case res := <-ch:
+		return v.result(res.Val.(verification.Report)), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// verify runs the pipeline once and keeps the outcome.
+func (v *Verifier) verify(ctx context.Context, key OutcomeKey, o *ratify.VerifyOptions) verification.Report {
 	start := v.now()
 	res, err := v.core.VerifyReferrer(ctx, fetcher{store: o.Store, repo: o.Repository},
 		verification.Subject{Repository: o.Repository, Descriptor: o.SubjectDescriptor}, o.ArtifactDescriptor)
@@ -78,7 +108,7 @@ func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify
 	if ttl := v.keep(r, start); ttl > 0 && v.outcomes != nil {
 		v.outcomes.Put(key, r, ttl)
 	}
-	return v.result(r), nil
+	return r
 }
 
 // keep is how long an outcome may be reused: never when it could not be
