@@ -51,8 +51,8 @@ test: lint tools chart-lint ## Run every test: unit, contract, real Ratify, poli
 	@$(MAKE) --no-print-directory test-release
 
 .PHONY: test-release
-test-release: ## Release artifacts: build, push to a local registry, pull back and check, plugin run, signatures (emulator), SBOMs, reproducibility.
-	cd tools/release && $(GO) test -count=1 -timeout 20m ./...
+test-release: $(BIN)/ratify ## Release artifacts: build, push to a local registry, pull back and check, plugin runs (contract, real Ratify download), signatures, SBOMs, reproducibility.
+	cd tools/release && REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 20m ./...
 
 # Release artifacts (docs/release.md). TAG defaults to VERSION; REGISTRY and
 # PROFILE_ARN are required by push; RATIFY_BASE overrides the pinned base
@@ -71,7 +71,7 @@ push: image ## Push the images and Ratify with the plugin, sign them (awssigner 
 	  $(if $(RATIFY_BASE),-ratify-base "$(RATIFY_BASE)") $(if $(PLAIN_HTTP),-plain-http) -json $(CURDIR)/dist/pushed.json
 
 .PHONY: e2e
-e2e: $(BIN)/ratify $(BIN)/kube-apiserver $(BIN)/gatekeeper ## Cluster end to end on one machine: etcd, kube-apiserver, Gatekeeper, ratify serve as processes (no Docker).
+e2e: $(BIN)/ratify $(BIN)/kube-apiserver $(BIN)/gatekeeper $(BIN)/kubectl ## Cluster end to end on one machine: etcd, kube-apiserver, Gatekeeper, ratify serve as processes (no Docker).
 	@command -v etcd >/dev/null || { echo "etcd not found: installing the Debian package etcd-server"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update && $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y etcd-server; }
 	cd test/e2e && REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 15m -v ./...
@@ -83,6 +83,12 @@ $(BIN)/kube-apiserver: tools/kube/go.mod tools/kube/go.sum
 	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$$v \
 	    -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$$(echo $$v | cut -d. -f2)" \
 	    -o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+
+# kubectl for the end-to-end test's run of the chart's hook Job (k8s.io/kubectl, pinned in tools/gatekeeper).
+$(BIN)/kubectl: tools/gatekeeper/go.mod tools/gatekeeper/go.sum tools/gatekeeper/kubectl/main.go
+	@mkdir -p $(BIN)
+	cd tools/gatekeeper && v=$$($(GO) list -m -f '{{.Version}}' k8s.io/kubectl | sed 's/^v0\./v1./') && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$$v" -o $(BIN)/kubectl ./kubectl
 
 $(BIN)/gatekeeper: tools/gatekeeper/go.mod tools/gatekeeper/go.sum
 	@mkdir -p $(BIN)

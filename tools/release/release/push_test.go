@@ -330,6 +330,10 @@ func TestPushPullCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("ratify downloads the plugin artifact", func(t *testing.T) {
+		checkRatifyDownloadsPlugin(t, ps, ps.byName[RefPluginPrefix+"linux-amd64"].Pinned, binaries[VariantStd]["linux/amd64"])
+	})
+
 	t.Run("signatures verify", func(t *testing.T) {
 		bin := extracted[VariantStd]
 		for _, n := range wantNames {
