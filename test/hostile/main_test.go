@@ -89,6 +89,9 @@ const (
 	ratifyDeadline = 2900 * time.Millisecond
 	// maxRSSKiB is the peak resident memory one run may use.
 	maxRSSKiB = 128 << 10
+	// maxStdout bounds the answer: whatever a registry or AWS says, the
+	// result Ratify keeps (and Gatekeeper shows) stays small.
+	maxStdout = 64 << 10
 	// parallelRuns is how many plugin processes a table runs at once.
 	parallelRuns = 4
 )
@@ -99,7 +102,9 @@ const (
 // exec, so measured directly every run would report at least this test
 // process's peak. The wrapper is a small fresh process; it starts the
 // plugin with the same stdin, stdout and stderr, waits, and writes the
-// plugin's rusage and run time to the file envRusage names.
+// plugin's rusage and run time to the file envRusage names. The wrapper's
+// own high-water mark (about 10 MiB: /bin/true measures so) is the floor
+// of every figure, below the plugin's own.
 const (
 	envWrap   = "HOSTILE_WRAP_PLUGIN"
 	envRusage = "HOSTILE_RUSAGE_FILE"
@@ -313,6 +318,16 @@ func check(t *testing.T, name string, o outcome, w want) {
 				t.Errorf("credential %q appears in the output", s)
 			}
 		}
+	}
+	// Ratify reads stderr with stdout and tries any line with a brace as
+	// JSON: hostile content echoed in a log line must not make one.
+	for _, line := range strings.Split(o.stderr, "\n") {
+		if strings.ContainsAny(line, "{}") {
+			t.Errorf("stderr line with a brace (Ratify would try it as JSON): %.300q", line)
+		}
+	}
+	if len(o.stdout) > maxStdout {
+		t.Errorf("stdout is %d bytes, over %d", len(o.stdout), maxStdout)
 	}
 	if o.result == nil || (w.errorCode == 0 && !o.oneLine) {
 		t.Fatalf("stdout is not exactly one JSON line (exit %d):\n%q\nstderr %s", o.code, tail(o.stdout), tail(o.stderr))

@@ -230,6 +230,7 @@ func registryCases() []hcase {
 		{name: "envelope with a 10 MiB response header", twist: twistOn(tEnvelope, hugeHeader), want: couldNotCheck(reasonRegistry)},
 
 		// Refusals and errors.
+		{name: "403 with a 1 MiB error message of braces and escapes", twist: twistOn(tEnvelope, loudError), want: couldNotCheck(reasonAuth)},
 		{name: "403 echoing the credentials", twist: twistOn(tEnvelope, echoAuth), want: echoed(couldNotCheck(reasonAuth))},
 		{name: "401 on every request", twist: func(*setup) twist {
 			return func(w http.ResponseWriter, r *http.Request, _ target, it item) bool {

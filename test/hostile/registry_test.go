@@ -237,6 +237,12 @@ func echoAuth(w http.ResponseWriter, r *http.Request, it item) {
 	registryError(w, http.StatusForbidden, "DENIED", "denied for "+r.Header.Get("Authorization"))
 }
 
+// loudError refuses with a 1 MiB error message full of braces, newlines
+// and terminal escapes.
+func loudError(w http.ResponseWriter, r *http.Request, it item) {
+	registryError(w, http.StatusForbidden, "DENIED", strings.Repeat("{\"x\":1}\n\x1b[31m", 1<<20/12))
+}
+
 // hugeHeader answers with a 10 MiB response header.
 func hugeHeader(w http.ResponseWriter, r *http.Request, it item) {
 	w.Header().Set("X-Padding", strings.Repeat("p", 10<<20))
