@@ -7,8 +7,19 @@
 // bodies, resets, late answers and errors; hostile configuration; hostile
 // cache directories and entries; and many concurrent or killed runs on one
 // cache. Every run is checked for what Ratify relies on: the verdict, an
-// answer before Ratify's deadline, exactly one JSON line on stdout, no
-// panic, no credential in the output, and peak memory under the bound.
+// answer before Ratify's deadline, exactly one JSON line on stdout (at most
+// 64 KiB), no stderr line Ratify could take as JSON, no panic, no
+// credential in the output, and peak memory under the bound.
+//
+// Each table case is a verifying baseline (a good signature in an honest
+// registry, the emulator answering, a strict policy) changed in one thing.
+// A table's plugin runs go first, a few at a time, then each case is
+// checked as a subtest; `go test -v` prints a summary (case, verdict, ms,
+// MiB) and the worst peak RSS. Cases whose expected answer the product does
+// not give yet are marked with the gap they show (want.gap): they log
+// "KNOWN GAP" instead of failing, and fail with HOSTILE_NO_GAPS=1.
+//
+// FuzzCacheEntry fuzzes revocation cache entry files (make fuzz).
 package hostile
 
 import (
