@@ -144,6 +144,20 @@ func registryCases() []hcase {
 			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { chunked(bigManifest(s.a, 20*mib))(w, r, it) })
 		}, want: refused(reasonIntegrity)},
 
+		// Subjects by tag.
+		{name: "subject by tag", prepare: func(s *setup) error {
+			s.reg.add("manifests/v1", item{ocispec.MediaTypeImageManifest, s.a.subjectBytes, s.a.subject.Digest, tSubject})
+			return nil
+		}, subject: func(s *setup) string { return s.reg.host + "/" + repo + ":v1" }, want: verified()},
+		{name: "subject tag resolved to another image", prepare: func(s *setup) error {
+			b, err := s.w.sign(signOpts{})
+			if err != nil {
+				return err
+			}
+			s.reg.add("manifests/v1", item{ocispec.MediaTypeImageManifest, b.subjectBytes, b.subject.Digest, tSubject})
+			return nil
+		}, subject: func(s *setup) string { return s.reg.host + "/" + repo + ":v1" }, want: refused(reasonSubject)},
+
 		// Lying referrer descriptors on stdin.
 		{name: "descriptor size smaller than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size - 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
 		{name: "descriptor size larger than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size + 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
