@@ -67,24 +67,27 @@ func Artifact(data []byte, version string, created time.Time, annotations map[st
 	return img, platform, err
 }
 
+// ErrNotRunnable: the file is not a binary Ratify's image can run.
+var ErrNotRunnable = errors.New("not a static Linux executable")
+
 // CheckBinary makes sure data is what Ratify's image can run: a statically
 // linked Linux ELF executable. It returns its platform (linux/<arch>).
 func CheckBinary(data []byte) (string, error) {
 	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return "", errors.New("not an ELF executable: build the plugin for Linux (make build, GOOS=linux)")
+		return "", fmt.Errorf("%w: not an ELF executable: build the plugin for Linux (make build, GOOS=linux)", ErrNotRunnable)
 	}
 	defer f.Close()
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
-		return "", fmt.Errorf("ELF type %s is not an executable", f.Type)
+		return "", fmt.Errorf("%w: ELF type %s is not an executable", ErrNotRunnable, f.Type)
 	}
 	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
-		return "", fmt.Errorf("ELF OS/ABI %s is not Linux", f.OSABI)
+		return "", fmt.Errorf("%w: ELF OS/ABI %s is not Linux", ErrNotRunnable, f.OSABI)
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 4096))
-			return "", fmt.Errorf("dynamically linked (interpreter %s): Ratify's distroless image has no C library; build with CGO_ENABLED=0 (make build)", strings.TrimRight(string(interp), "\x00"))
+			return "", fmt.Errorf("%w: dynamically linked (interpreter %s): Ratify's distroless image has no C library; build with CGO_ENABLED=0 (make build)", ErrNotRunnable, strings.TrimRight(string(interp), "\x00"))
 		}
 	}
 	arch, ok := map[elf.Machine]string{
@@ -97,7 +100,7 @@ func CheckBinary(data []byte) (string, error) {
 		elf.EM_RISCV:   "riscv64",
 	}[f.Machine]
 	if !ok {
-		return "", fmt.Errorf("ELF machine %s is not a Go platform Ratify is built for", f.Machine)
+		return "", fmt.Errorf("%w: ELF machine %s is not a Go platform Ratify is built for", ErrNotRunnable, f.Machine)
 	}
 	return "linux/" + arch, nil
 }

@@ -7,6 +7,7 @@ package ratify
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -44,6 +45,9 @@ func PluginLayer(binary []byte, mtime time.Time) (*layer.Layer, error) {
 	return layer.Build([]layer.Entry{{Path: PluginPath, Mode: 0o755, UID: UID, GID: GID, Data: binary}}, mtime)
 }
 
+// ErrNotPinned: the Ratify base reference has no digest.
+var ErrNotPinned = errors.New("the Ratify base is not pinned by digest")
+
 // CheckPinned refuses a base reference without a digest: a tag can move,
 // and the release must say exactly what it was built on.
 func CheckPinned(ref string) (name.Digest, error) {
@@ -53,9 +57,9 @@ func CheckPinned(ref string) (name.Digest, error) {
 	}
 	d, ok := r.(name.Digest)
 	if !ok {
-		return name.Digest{}, fmt.Errorf("the Ratify base %q is not pinned by digest: read its index digest once from a machine that reaches the registry "+
+		return name.Digest{}, fmt.Errorf("%w: %q; read its index digest once from a machine that reaches the registry "+
 			"(crane digest %s), check it against Ratify's release, and write <repository>:<tag>@sha256:<digest> to tools/release/ratify/base.ref "+
-			"(or give RATIFY_BASE=<reference>@sha256:<digest> to make push)", ref, ref)
+			"(or give RATIFY_BASE=<reference>@sha256:<digest> to make push)", ErrNotPinned, ref, ref)
 	}
 	return d, nil
 }

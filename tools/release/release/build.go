@@ -85,6 +85,14 @@ type Manifest struct {
 	Sizes map[string]int64 `json:"sizes"`
 }
 
+// Refusals of Build and Push.
+var (
+	// ErrForeignDist: the output directory holds something Build did not write.
+	ErrForeignDist = errors.New("the output directory is not a build's")
+	// ErrNotBuilt: Push found no (complete) build in the output directory.
+	ErrNotBuilt = errors.New("no build to push")
+)
+
 // ManifestFile is the manifest's name under Dist.
 const ManifestFile = "release.json"
 
@@ -240,7 +248,7 @@ func (m *Manifest) labels(variant string) image.Labels {
 func ReadManifest(dist string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dist, ManifestFile))
 	if err != nil {
-		return nil, fmt.Errorf("%w: run `make image` first", err)
+		return nil, fmt.Errorf("%w: %v: run `make image` first", ErrNotBuilt, err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -296,7 +304,7 @@ func clearDist(dist string) error {
 	}
 	if len(entries) > 0 {
 		if _, err := os.Stat(filepath.Join(dist, distMarker)); err != nil {
-			return fmt.Errorf("refusing to replace %s: it is not empty and has no %s (not a previous build's output); give an empty or new -dist", dist, distMarker)
+			return fmt.Errorf("%w: refusing to replace %s: it is not empty and has no %s (not a previous build's output); give an empty or new -dist", ErrForeignDist, dist, distMarker)
 		}
 	}
 	return os.RemoveAll(dist)

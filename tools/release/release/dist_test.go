@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +18,7 @@ func TestBuildRefusesForeignDist(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Build(context.Background(), Options{Repo: fx.repo, Dist: dir, Version: testVersion})
-	if err == nil || !strings.Contains(err.Error(), "refusing to replace") {
+	if !errors.Is(err, ErrForeignDist) || !strings.Contains(err.Error(), "refusing to replace") {
 		t.Fatalf("Build into a source directory: %v", err)
 	}
 	if _, err := os.Stat(keep); err != nil {
@@ -40,5 +41,13 @@ func TestInterruptedBuildIsReplaced(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s still there: %v", dir, err)
+	}
+}
+
+// TestPushWithoutBuild: nothing built, nothing pushed.
+func TestPushWithoutBuild(t *testing.T) {
+	_, err := Push(context.Background(), PushOptions{Dist: t.TempDir(), Registry: "127.0.0.1:1/x", NoSign: true})
+	if !errors.Is(err, ErrNotBuilt) || !strings.Contains(err.Error(), "make image") {
+		t.Errorf("push of an empty dist: %v", err)
 	}
 }

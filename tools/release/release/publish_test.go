@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestCheckBinary(t *testing.T) {
 			t.Errorf("%s binary: %q, %v", p, got, err)
 		}
 	}
-	if _, err := plugin.CheckBinary([]byte("#!/bin/sh\necho hi\n")); err == nil || !strings.Contains(err.Error(), "not an ELF executable") {
+	if _, err := plugin.CheckBinary([]byte("#!/bin/sh\necho hi\n")); !errors.Is(err, plugin.ErrNotRunnable) || !strings.Contains(err.Error(), "not an ELF executable") {
 		t.Errorf("script: %v", err)
 	}
 	for _, p := range []string{"/bin/sh", "/usr/bin/env"} {
@@ -94,7 +95,7 @@ func TestCheckBinary(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if _, err := plugin.CheckBinary(data); err == nil || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
+		if _, err := plugin.CheckBinary(data); !errors.Is(err, plugin.ErrNotRunnable) || !strings.Contains(err.Error(), "CGO_ENABLED=0") {
 			t.Errorf("%s (dynamically linked): %v", p, err)
 		}
 		return
@@ -104,14 +105,14 @@ func TestCheckBinary(t *testing.T) {
 
 // TestRatifyBaseMustBePinned: a push never builds on a movable tag.
 func TestRatifyBaseMustBePinned(t *testing.T) {
-	if _, err := ratify.CheckPinned("ghcr.io/notaryproject/ratify:v1.4.6"); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
+	if _, err := ratify.CheckPinned("ghcr.io/notaryproject/ratify:v1.4.6"); !errors.Is(err, ratify.ErrNotPinned) || !strings.Contains(err.Error(), "base.ref") {
 		t.Errorf("tag only: %v", err)
 	}
 	if _, err := ratify.CheckPinned("ghcr.io/notaryproject/ratify:v1.4.6@sha256:" + strings.Repeat("a", 64)); err != nil {
 		t.Errorf("pinned: %v", err)
 	}
 	_, err := Push(context.Background(), PushOptions{Dist: fx.dist, Registry: "127.0.0.1:1/x", RatifyBase: "ghcr.io/notaryproject/ratify:v1.4.6", NoSign: true})
-	if err == nil || !strings.Contains(err.Error(), "base.ref") {
+	if !errors.Is(err, ratify.ErrNotPinned) {
 		t.Errorf("push on a tag-only base: %v", err)
 	}
 }

@@ -108,7 +108,7 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(o.Keychain)}
 	lp, err := layout.FromPath(filepath.Join(o.Dist, LayoutDir))
 	if err != nil {
-		return nil, fmt.Errorf("read the OCI layout: %w: run `make image` first", err)
+		return nil, fmt.Errorf("%w: read the OCI layout: %v: run `make image` first", ErrNotBuilt, err)
 	}
 	root, err := lp.ImageIndex()
 	if err != nil {
@@ -133,7 +133,7 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 				return d, nil
 			}
 		}
-		return v1.Descriptor{}, fmt.Errorf("the OCI layout has no %s: run `make image` again", ref)
+		return v1.Descriptor{}, fmt.Errorf("%w: the OCI layout has no %s: run `make image` again", ErrNotBuilt, ref)
 	}
 
 	var out []Pushed
@@ -201,7 +201,7 @@ func Push(ctx context.Context, o PushOptions) ([]Pushed, error) {
 			return nil, err
 		}
 		if ld, _ := l.Digest(); ld.String() != m.RatifyLayers[p] {
-			return nil, fmt.Errorf("the plugin layer for %s is %s, `make image` recorded %s: dist/ changed since it was built; run `make image` again", p, ld, m.RatifyLayers[p])
+			return nil, fmt.Errorf("%w: the plugin layer for %s is %s, `make image` recorded %s: dist/ changed since it was built; run `make image` again", ErrNotBuilt, p, ld, m.RatifyLayers[p])
 		}
 		layers[p] = l
 	}
