@@ -118,15 +118,15 @@ func (w *warnings) take() []string {
 }
 
 // bins are the programs the test runs.
-type bins struct{ apiserver, gatekeeper, ratify string }
+type bins struct{ apiserver, gatekeeper, ratify, kubectl string }
 
 func findBins(root string) (bins, error) {
-	b := bins{filepath.Join(root, "bin", "kube-apiserver"), filepath.Join(root, "bin", "gatekeeper"), filepath.Join(root, "bin", "ratify")}
+	b := bins{filepath.Join(root, "bin", "kube-apiserver"), filepath.Join(root, "bin", "gatekeeper"), filepath.Join(root, "bin", "ratify"), filepath.Join(root, "bin", "kubectl")}
 	if p := os.Getenv("RATIFY_BIN"); p != "" {
 		b.ratify = p
 	}
 	var missing []string
-	for _, p := range []string{b.apiserver, b.gatekeeper, b.ratify} {
+	for _, p := range []string{b.apiserver, b.gatekeeper, b.ratify, b.kubectl} {
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, p)
 		}
@@ -465,7 +465,7 @@ spec:
 			},
 		}},
 	}
-	hookJobs := StartJobRunner(kube, cp, gkNamespace, dir, t.Logf)
+	hookJobs := StartJobRunner(kube, cp, b.kubectl, gkNamespace, dir, t.Logf)
 	t.Cleanup(hookJobs.Stop)
 
 	step("coexistence guard: a cluster-wide awssigner Verifier next to " + notationVerifier + " is refused")

@@ -66,13 +66,14 @@ func HelmInstall(ctx context.Context, cp *ControlPlane, chartDir, name, ns strin
 // status as the Job controller does. It refuses anything else (a
 // container with its own command).
 type JobRunner struct {
-	kube   *Kube
-	cp     *ControlPlane
-	ns     string
-	dir    string
-	logf   func(string, ...any)
-	cancel context.CancelFunc
-	done   chan struct{}
+	kube    *Kube
+	cp      *ControlPlane
+	kubectl string
+	ns      string
+	dir     string
+	logf    func(string, ...any)
+	cancel  context.CancelFunc
+	done    chan struct{}
 
 	mu   sync.Mutex
 	runs []JobRun
@@ -86,10 +87,11 @@ type JobRun struct {
 	Output   string
 }
 
-// StartJobRunner polls ns for Jobs every 200ms until Stop.
-func StartJobRunner(kube *Kube, cp *ControlPlane, ns, dir string, logf func(string, ...any)) *JobRunner {
+// StartJobRunner polls ns for Jobs every 200ms until Stop; kubectl is the
+// binary the containers' arguments are given to.
+func StartJobRunner(kube *Kube, cp *ControlPlane, kubectl, ns, dir string, logf func(string, ...any)) *JobRunner {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &JobRunner{kube: kube, cp: cp, ns: ns, dir: dir, logf: logf, cancel: cancel, done: make(chan struct{})}
+	r := &JobRunner{kube: kube, cp: cp, kubectl: kubectl, ns: ns, dir: dir, logf: logf, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		seen := map[string]bool{}
@@ -214,7 +216,7 @@ func (r *JobRunner) execute(ctx context.Context, j *batchv1.Job) (string, error)
 			}
 			args = append(args, a)
 		}
-		cmd := exec.CommandContext(ctx, "kubectl", args...)
+		cmd := exec.CommandContext(ctx, r.kubectl, args...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 		out, err := cmd.CombinedOutput()
 		fmt.Fprintf(&all, "== %s: kubectl %s\n%s", c.Name, strings.Join(c.Args, " "), out)
