@@ -19,6 +19,7 @@ import (
 	"time"
 
 	ratify "github.com/notaryproject/ratify-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
@@ -66,7 +67,8 @@ type Options struct {
 // Engine validates images with ratify-go's Executor and our verifier.
 type Engine struct {
 	store    *ratify.RegistryStore
-	executor *ratify.Executor
+	resolved *resolvedDigests
+	enforcer ratify.PolicyEnforcer
 	verifier *Verifier
 }
 
@@ -101,11 +103,10 @@ func New(o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ratifygo: policy: %w", err)
 	}
-	exec, err := ratify.NewExecutor(store, []ratify.Verifier{v}, enforcer)
-	if err != nil {
+	if _, err := ratify.NewExecutor(store, []ratify.Verifier{v}, enforcer); err != nil {
 		return nil, fmt.Errorf("ratifygo: executor: %w", err)
 	}
-	return &Engine{store: store, executor: exec, verifier: v}, nil
+	return &Engine{store: store, resolved: &resolvedDigests{m: map[string]ocispec.Descriptor{}}, enforcer: enforcer, verifier: v}, nil
 }
 
 // Validate verifies the image ref names ("<registry>/<repository>:<tag>"
@@ -113,7 +114,10 @@ func New(o Options) (*Engine, error) {
 // the image could not be resolved or its referrers listed, or the context
 // ended.
 func (e *Engine) Validate(ctx context.Context, ref string) (*Value, error) {
-	res, err := e.executor.ValidateArtifact(ctx, ratify.ValidateArtifactOptions{Subject: ref, ReferenceTypes: []string{signature.ArtifactType}})
+	// One Executor per validation, over a Store that knows this
+	// validation's subject (store.go).
+	exec := &ratify.Executor{Store: &subjectStore{RegistryStore: e.store, resolved: e.resolved}, Verifiers: []ratify.Verifier{e.verifier}, PolicyEnforcer: e.enforcer}
+	res, err := exec.ValidateArtifact(ctx, ratify.ValidateArtifactOptions{Subject: ref, ReferenceTypes: []string{signature.ArtifactType}})
 	if err != nil {
 		return nil, &ValidateError{Ref: ref, Err: err}
 	}
