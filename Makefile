@@ -127,11 +127,15 @@ lint: ## gofmt and go vet (both modules).
 	cd tools/release && $(GO) vet ./...
 
 .PHONY: bench
-bench: bench-core bench-plugin bench-policy ## All benchmarks (tables).
+bench: bench-core bench-plugin bench-serve bench-policy ## All benchmarks (tables).
 
 .PHONY: bench-plugin
 bench-plugin: tools build ## Plugin process, ratify verify with the plugin vs. built-in notation, RSS, Signer calls.
 	$(GO) run ./test/cmd/bench -bin $(BIN) -runs 200
+
+.PHONY: bench-serve
+bench-serve: tools build ## awssigner serve vs ratify serve + plugin vs ratify serve + built-in notation: cold, warm, 10-container Pod, 100 concurrent, RSS, Signer calls.
+	$(GO) run ./test/cmd/benchserve -bin $(BIN) -runs 100
 
 .PHONY: bench-core
 bench-core: ## In-process verification vs. its P-384 crypto floor (table of medians).
