@@ -128,20 +128,20 @@ func registryCases() []hcase {
 		// A 20 MiB signature manifest: declared honestly it is not fetched;
 		// behind a small descriptor it is cut off.
 		{name: "signature manifest 20 MiB, declared", prepare: func(s *setup) error {
-			big := bigManifest(s.a, 20*mib)
-			d := digest.FromBytes(big)
-			s.reg.add("manifests/"+d.String(), item{ocispec.MediaTypeImageManifest, big, d, tOther})
+			s.big = bigManifest(s.a, 20*mib)
+			d := digest.FromBytes(s.big)
+			s.reg.add("manifests/"+d.String(), item{ocispec.MediaTypeImageManifest, s.big, d, tOther})
 			return nil
 		}, desc: func(s *setup, d map[string]any) {
-			big := bigManifest(s.a, 20*mib)
-			d["digest"], d["size"] = digest.FromBytes(big).String(), len(big)
+			d["digest"], d["size"] = digest.FromBytes(s.big).String(), len(s.big)
 		}, want: refused(reasonIntegrity), after: func(t *testing.T, s *setup, _ outcome) {
 			if n := s.reg.hits[tOther].Load(); n != 0 {
 				t.Errorf("the 20 MiB manifest was requested %d times; its declared size is over the limit", n)
 			}
 		}},
 		{name: "signature manifest 20 MiB behind its real descriptor", twist: func(s *setup) twist {
-			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { chunked(bigManifest(s.a, 20*mib))(w, r, it) })
+			s.big = bigManifest(s.a, 20*mib)
+			return on(tManifest, func(w http.ResponseWriter, r *http.Request, it item) { chunked(s.big)(w, r, it) })
 		}, want: refused(reasonIntegrity)},
 
 		// Subjects by tag.
