@@ -24,6 +24,29 @@ func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 // index, and expects one line of JSON saying it verified.
 func checkPluginRun(t *testing.T, bin string, ps *pushedSet) {
 	t.Helper()
+	out, stderr, err := runPlugin(t, bin, ps)
+	if err != nil {
+		t.Fatalf("plugin run: %v\nstdout %s\nstderr %s", err, out, stderr)
+	}
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("stdout is not one line: %q", out)
+	}
+	var res struct {
+		IsSuccess bool   `json:"isSuccess"`
+		Name      string `json:"name"`
+		Type      string `json:"type"`
+		Message   string `json:"message"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.IsSuccess || res.Name != "verifier-awssigner" || res.Type != "awssigner" {
+		t.Fatalf("plugin result %s (%v)\nstderr %s", out, err, stderr)
+	}
+	t.Logf("plugin from the image verified the release's own signature: %s", res.Message)
+}
+
+// runPlugin runs bin as Ratify runs a plugin, with extra environment
+// variables, and returns its stdout and stderr.
+func runPlugin(t *testing.T, bin string, ps *pushedSet, extraEnv ...string) (string, string, error) {
+	t.Helper()
 	p := ps.byName[RefImage]
 	repo, err := name.NewDigest(p.Pinned)
 	if err != nil {
@@ -63,25 +86,10 @@ func checkPluginRun(t *testing.T, bin string, ps *pushedSet) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(awsEnv(dir), "RATIFY_VERIFIER_COMMAND=VERIFY", "RATIFY_VERIFIER_SUBJECT="+p.Pinned, "RATIFY_VERIFIER_VERSION=1.0.0")
+	cmd.Env = append(append(awsEnv(dir), "RATIFY_VERIFIER_COMMAND=VERIFY", "RATIFY_VERIFIER_SUBJECT="+p.Pinned, "RATIFY_VERIFIER_VERSION=1.0.0"), extraEnv...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("plugin run: %v\nstdout %s\nstderr %s", err, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
-	if strings.Count(out, "\n") != 1 {
-		t.Fatalf("stdout is not one line: %q", out)
-	}
-	var res struct {
-		IsSuccess bool   `json:"isSuccess"`
-		Name      string `json:"name"`
-		Type      string `json:"type"`
-		Message   string `json:"message"`
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.IsSuccess || res.Name != "verifier-awssigner" || res.Type != "awssigner" {
-		t.Fatalf("plugin result %s (%v)\nstderr %s", out, err, stderr.String())
-	}
-	t.Logf("plugin from the image verified the release's own signature: %s", res.Message)
+	err = cmd.Run()
+	return stdout.String(), stderr.String(), err
 }

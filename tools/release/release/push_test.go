@@ -241,6 +241,9 @@ func TestPushPullCheck(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "awssigner "+testVersion {
 			t.Fatalf("version: %q %v", out, err)
 		}
+		if v := versionJSON(t, bin); !strings.Contains(v.FIPS, "not a FIPS build") {
+			t.Errorf("version -o json: %+v", v)
+		}
 		info, err := buildinfo.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)
@@ -267,10 +270,21 @@ func TestPushPullCheck(t *testing.T) {
 		if s := setting(info, "DefaultGODEBUG"); !strings.Contains(s, "fips140=on") {
 			t.Errorf("DefaultGODEBUG=%q, want fips140=on (FIPS mode by default)", s)
 		}
-		out, err := exec.Command(bin, "version").CombinedOutput()
-		if err != nil || !strings.Contains(string(out), testVersion) {
-			t.Fatalf("version: %q %v", out, err)
+		// The binary says it is a FIPS build in FIPS mode, and verifies the
+		// release in FIPS mode (P-384 ECDSA, SHA-384) ...
+		if v := versionJSON(t, bin); v.Version != testVersion || !strings.Contains(v.FIPS, "GOFIPS140=v1.0.0") || !strings.Contains(v.FIPS, "FIPS mode on") {
+			t.Errorf("version -o json: %+v", v)
 		}
+		checkPluginRun(t, bin, ps)
+		// ... and refuses to verify with FIPS mode turned off.
+		if v := versionJSON(t, bin, "GODEBUG=fips140=off"); !strings.Contains(v.FIPS, "OFF") {
+			t.Errorf("version -o json with fips140=off: %+v", v)
+		}
+		out, stderr, _ := runPlugin(t, bin, ps, "GODEBUG=fips140=off")
+		if strings.Contains(out, `"isSuccess":true`) || !strings.Contains(strings.ToLower(out), "fips") {
+			t.Errorf("plugin run with fips140=off: %s\nstderr %s", out, stderr)
+		}
+		t.Logf("fips binary with fips140=off: %s", strings.TrimSpace(out))
 	})
 
 	t.Run("ratify image", func(t *testing.T) {
@@ -602,4 +616,22 @@ func checkFIPSSetting(t *testing.T, variant, platform string, binary []byte) {
 	if fips != (variant == VariantFIPS) {
 		t.Errorf("%s %s: GOFIPS140=%q DefaultGODEBUG=%q", variant, platform, module, godebug)
 	}
+}
+
+type versionOut struct {
+	Version string `json:"version"`
+	FIPS    string `json:"fips"`
+}
+
+// versionJSON runs `bin version -o json` with extra environment variables.
+func versionJSON(t *testing.T, bin string, env ...string) versionOut {
+	t.Helper()
+	cmd := exec.Command(bin, "version", "-o", "json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	var v versionOut
+	if err != nil || json.Unmarshal(out, &v) != nil {
+		t.Fatalf("%s version -o json: %v\n%s", bin, err, out)
+	}
+	return v
 }
