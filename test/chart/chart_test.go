@@ -643,3 +643,44 @@ func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// TestFullFormCheckedAtInstall: the rules Notation and the plugin apply to
+// a full trustPolicyDoc refuse the install, with the statement and what to
+// change, instead of every admission later (config_invalid).
+func TestFullFormCheckedAtInstall(t *testing.T) {
+	stmt := func(name, scopes, rest string) string {
+		return `{name: ` + name + `, registryScopes: ` + scopes + `, ` + rest + `}`
+	}
+	strict := `signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts"], trustedIdentities: [` + prodARN + `]`
+	doc := func(stmts ...string) string {
+		return `trustPolicyDoc: {version: "1.0", trustPolicies: [` + strings.Join(stmts, ", ") + `]}`
+	}
+	for _, tc := range []struct{ vals, want string }{
+		{doc(stmt("a", `["*"]`, strict), stmt("a", `["r.example.com/x"]`, strict)), `the statement name "a" is used twice`},
+		{doc(stmt("a", `["*", "r.example.com/x"]`, strict)), `registryScopes "*" covers every repository`},
+		{doc(stmt("a", `["*"]`, strict), stmt("b", `["*"]`, strict)), `registry scope "*" is already in statement "a"`},
+		{doc(stmt("a", `["r.example.com/x"]`, strict), stmt("b", `["r.example.com/x"]`, strict)), `registry scope "r.example.com/x" is already in statement "a"`},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: skip}, trustStores: ["signingAuthority:aws-signer-ts"]`)), "level skip verifies nothing"},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: strict}, trustedIdentities: [`+prodARN+`]`)), "level strict needs trustStores"},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: permissive}, trustStores: ["signingAuthority:aws-signer-ts"]`)), "level permissive needs trustedIdentities"},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: strict}, trustStores: ["signingAuthority:mine"], trustedIdentities: [`+prodARN+`]`)), `trust store "signingAuthority:mine" is neither embedded`},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts"], trustedIdentities: ["*"]`)), `trustedIdentities "*" would trust every AWS Signer profile`},
+		{doc(stmt("a", `["*"]`, `signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts"], trustedIdentities: ["arn:aws:iam::111122223333:role/x"]`)), `is not a signing-profile ARN`},
+	} {
+		_, err := install(t, values(t, tc.vals+"\npolicies: {constraints: {enabled: false}}"), verifierAPI)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s:\n got %v\nwant %q", tc.vals, err, tc.want)
+		}
+	}
+	// Allowed: a skip statement next to a strict one, an extra store that
+	// is defined, x509.subject identities (which the plugin ignores).
+	ok := doc(stmt("a", `["r.example.com/x"]`, `signatureVerification: {level: skip}`),
+		stmt("b", `["*"]`, `signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts", "signingAuthority:mine"], trustedIdentities: [`+prodARN+`, "x509.subject: C=US, ST=WA, O=Example"]`)) +
+		"\ntrustStores: {signingAuthority: {mine: [x]}}"
+	ex := readValues(t, filepath.Join(examplesDir, "trust-policy-doc.yaml"))
+	root := ex["trustStores"].(map[string]any)["signingAuthority"].(map[string]any)["example-root"].([]any)[0].(string)
+	_, objs := mustInstall(t, values(t, strings.ReplaceAll(ok, "[x]", "["+jsonString(root)+"]")), verifierAPI)
+	for _, p := range validateRelease(t, objs) {
+		t.Error(p)
+	}
+}

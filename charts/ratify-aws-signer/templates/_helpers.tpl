@@ -126,6 +126,7 @@ Checks the schema cannot express; each failure says what to change.
 {{- if not $v.revocation.enabled -}}
 {{- fail "revocation.enabled=false belongs to the simple form: with trustPolicyDoc set signatureVerification.override.revocation: skip in the statements instead" -}}
 {{- end -}}
+{{- include "ratify-aws-signer.validateTrustPolicyDoc" . -}}
 {{- else -}}
 {{- if and (not $v.trustedSigningProfiles) (ne $v.verificationLevel "skip") -}}
 {{- fail "no trusted signing profile: set trustedSigningProfiles to the signing-profile ARNs to trust (arn:aws:signer:<region>:<account>:/signing-profiles/<name>), or give a full trustPolicyDoc. `awssigner policy init --format values --profile-arn <ARN>` prints these values" -}}
@@ -311,4 +312,61 @@ spec:
     exemptImages: {{ toJson (hasKey $r "exemptImages" | ternary $r.exemptImages $c.exemptImages | default list) }}
     requireRevocationCheck: {{ hasKey $r "requireRevocationCheck" | ternary $r.requireRevocationCheck $c.requireRevocationCheck }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The rules Notation and the plugin apply to a full trustPolicyDoc, checked at
+install instead of at the first admission (where the plugin would refuse
+its configuration and every image would be denied as config_invalid).
+*/}}
+{{- define "ratify-aws-signer.validateTrustPolicyDoc" -}}
+{{- $v := .Values -}}
+{{- $names := dict -}}
+{{- $scopes := dict -}}
+{{- $known := dict "signingAuthority:aws-signer-ts" true "signingAuthority:aws-us-gov-signer-ts" true -}}
+{{- range $type, $stores := ($v.trustStores | default dict) -}}
+{{- range $name, $_ := $stores }}{{ $_ := set $known (printf "%s:%s" $type $name) true }}{{ end -}}
+{{- end -}}
+{{- range $i, $p := $v.trustPolicyDoc.trustPolicies -}}
+{{- $where := printf "trustPolicyDoc.trustPolicies[%d] (%s)" $i $p.name -}}
+{{- if hasKey $names $p.name -}}
+{{- fail (printf "%s: the statement name %q is used twice; statement names must be unique" $where $p.name) -}}
+{{- end -}}
+{{- $_ := set $names $p.name true -}}
+{{- if and (has "*" $p.registryScopes) (gt (len $p.registryScopes) 1) -}}
+{{- fail (printf "%s: registryScopes \"*\" covers every repository and cannot be combined with other scopes in the statement" $where) -}}
+{{- end -}}
+{{- range $p.registryScopes -}}
+{{- if hasKey $scopes . -}}
+{{- fail (printf "%s: registry scope %q is already in statement %q; a repository may be in one statement only (and \"*\" in one statement only)" $where . (get $scopes .)) -}}
+{{- end -}}
+{{- $_ := set $scopes . $p.name -}}
+{{- end -}}
+{{- $level := $p.signatureVerification.level -}}
+{{- if eq $level "skip" -}}
+{{- if or $p.trustStores $p.trustedIdentities $p.signatureVerification.override -}}
+{{- fail (printf "%s: level skip verifies nothing, so Notation refuses trustStores, trustedIdentities and override there; remove them or use another level" $where) -}}
+{{- end -}}
+{{- else -}}
+{{- if not $p.trustStores -}}
+{{- fail (printf "%s: level %s needs trustStores, e.g. [\"signingAuthority:aws-signer-ts\"] (the embedded AWS Signer root)" $where $level) -}}
+{{- end -}}
+{{- if not $p.trustedIdentities -}}
+{{- fail (printf "%s: level %s needs trustedIdentities: the signing-profile ARNs to trust" $where $level) -}}
+{{- end -}}
+{{- range $p.trustStores -}}
+{{- if not (hasKey $known .) -}}
+{{- fail (printf "%s: trust store %q is neither embedded (signingAuthority:aws-signer-ts, signingAuthority:aws-us-gov-signer-ts) nor in trustStores; add it to trustStores or fix the name" $where .) -}}
+{{- end -}}
+{{- end -}}
+{{- range $p.trustedIdentities -}}
+{{- if eq . "*" -}}
+{{- fail (printf "%s: trustedIdentities \"*\" would trust every AWS Signer profile of every account, and the AWS Signer plugin refuses it; list the signing-profile ARNs" $where) -}}
+{{- end -}}
+{{- if not (or (regexMatch "^arn:aws(-us-gov|-cn)?:signer:[a-z0-9-]+:[0-9]{12}:/signing-profiles/[A-Za-z0-9_]{2,64}(/[A-Za-z0-9]{10})?$" .) (hasPrefix "x509.subject:" .)) -}}
+{{- fail (printf "%s: trusted identity %q is not a signing-profile ARN (arn:aws:signer:<region>:<account>:/signing-profiles/<name>[/<version>]); the plugin would never match it" $where .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
