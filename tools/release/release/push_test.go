@@ -244,6 +244,11 @@ func TestPushPullCheck(t *testing.T) {
 		if v := versionJSON(t, bin); !strings.Contains(v.FIPS, "not a FIPS build") {
 			t.Errorf("version -o json: %+v", v)
 		}
+		// The default arguments name a real subcommand (serve takes --config).
+		args := append(append([]string{}, image.DefaultArgs...), "--help")
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "awssigner serve --config") {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
 		info, err := buildinfo.ReadFile(bin)
 		if err != nil {
 			t.Fatal(err)
