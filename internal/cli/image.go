@@ -49,7 +49,7 @@ func resolve(ctx context.Context, img oci.Image, what, advice string) (ocispec.D
 	if errors.Is(err, errdef.ErrNotFound) {
 		return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: the registry has no manifest %q in %s; check the tag or digest%s", what, img.Ref, img.Ref.Reference, img.Repository(), advice)
 	}
-	return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: %v; %s", what, img.Ref, err, signature.Hint(err))
+	return ocispec.Descriptor{}, failErr("%scould not resolve %s to a digest: %s; %s", what, img.Ref, signature.Describe(err), signature.Hint(err))
 }
 
 // readSubject opens, resolves and lists the signatures of reference.
@@ -64,7 +64,7 @@ func (a *app) readSubject(ctx context.Context, cmd *cobra.Command, reference str
 	}
 	sigs, err := img.Signatures(ctx, desc)
 	if err != nil {
-		return nil, failErr("could not list the Notation signatures of %s@%s: %v; %s", img.Repository(), desc.Digest, err, signature.Hint(err))
+		return nil, failErr("could not list the Notation signatures of %s@%s: %s; %s", img.Repository(), desc.Digest, signature.Describe(err), signature.Hint(err))
 	}
 	s := &subject{Given: reference, Image: img, Desc: desc, Signatures: sigs}
 	if len(sigs) > maxSignatures {

@@ -131,7 +131,7 @@ func (a *app) runSign(cmd *cobra.Command, reference string, f *signFlags) error 
 	}
 	sigDesc, err := img.PushSignature(ctx, desc, signed.Envelope, signature.MediaTypeJWS, signed.Metadata)
 	if err != nil {
-		return failErr("AWS Signer signed %s (job %s) but the signature could not be pushed to %s: %v; %s, then sign again", desc.Digest, signed.JobID, img.Repository(), err, signature.Hint(err))
+		return failErr("AWS Signer signed %s (job %s) but the signature could not be pushed to %s: %s; %s, then sign again", desc.Digest, signed.JobID, img.Repository(), signature.Describe(err), signature.Hint(err))
 	}
 	rep := signReport{
 		Image:             reference,

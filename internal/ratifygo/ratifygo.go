@@ -134,7 +134,7 @@ func (e *ValidateError) Error() string {
 	if errors.Is(e.Err, context.DeadlineExceeded) {
 		return fmt.Sprintf("could not check %s within the request budget (registry or AWS Signer too slow): %v", e.Ref, e.Err)
 	}
-	return fmt.Sprintf("could not check %s: %v; %s", e.Ref, e.Err, signature.Hint(e.Err))
+	return fmt.Sprintf("could not check %s: %s; %s", e.Ref, signature.Describe(e.Err), signature.Hint(e.Err))
 }
 
 func (e *ValidateError) Unwrap() error { return e.Err }

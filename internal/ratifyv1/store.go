@@ -134,7 +134,7 @@ func resolveError(ctx context.Context, subject common.Reference, err error) erro
 	if signature.AuthFailed(err) {
 		reason = verification.ReasonRegistryAuth
 	}
-	msg := fmt.Sprintf("could not resolve %s to a digest: %v; %s", subject.Original, err, signature.Hint(err))
+	msg := fmt.Sprintf("could not resolve %s to a digest: %s; %s", subject.Original, signature.Describe(err), signature.Hint(err))
 	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
 		msg = fmt.Sprintf("could not resolve %s to a digest: the plugin's deadline passed; the registry is too slow or unreachable", subject.Original)
 	}

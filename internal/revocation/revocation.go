@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/awssigner"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/redact"
 )
 
 // Request is what GetRevocationStatus is asked about one signature.
@@ -112,9 +113,11 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
-	msg := fmt.Sprintf("GetRevocationStatus call failed with error: %v", e.Err)
+	// AWS's message is kept (it says which permission is missing), with
+	// anything credential-like an endpoint could echo removed.
+	msg := fmt.Sprintf("GetRevocationStatus call failed with error: %s", redact.Text(e.Err.Error()))
 	if e.Region != "" {
-		msg = fmt.Sprintf("GetRevocationStatus in %s failed: %v", e.Region, e.Err)
+		msg = fmt.Sprintf("GetRevocationStatus in %s failed: %s", e.Region, redact.Text(e.Err.Error()))
 	}
 	return msg + hint(e.Err)
 }

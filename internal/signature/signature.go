@@ -176,7 +176,7 @@ func fetch(ctx context.Context, f Fetcher, d ocispec.Descriptor, what string, li
 }
 
 func unavailable(ctx context.Context, what string, d ocispec.Descriptor, err error) *Error {
-	msg := fmt.Sprintf("could not read %s %s: %v; %s", what, d.Digest, err, Hint(err))
+	msg := fmt.Sprintf("could not read %s %s: %s; %s", what, d.Digest, Describe(err), Hint(err))
 	if ctx.Err() != nil {
 		msg = fmt.Sprintf("could not read %s %s: the deadline passed (%v); the registry is too slow or unreachable", what, d.Digest, ctx.Err())
 	}

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // memStore is a narrow fake of a registry: content by digest, with
@@ -207,4 +209,24 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("accepted %+v", s.EnvelopeDescriptor)
 		}
 	})
+}
+
+func TestDescribeDropsWhatARegistrySays(t *testing.T) {
+	u, _ := url.Parse("https://user:pw@registry.example/v2/app/blobs/sha256:00?token=secret")
+	err := &errcode.ErrorResponse{Method: "GET", URL: u, StatusCode: 403, Errors: errcode.Errors{
+		{Code: "DENIED", Message: "denied for Basic dXNlcjpzM2NyZXQ="},
+		{Code: "Basic dXNlcjpzM2NyZXQ=", Message: "x"},
+	}}
+	got := Describe(err)
+	for _, leak := range []string{"dXNlcjpzM2NyZXQ=", "secret", "pw"} {
+		if strings.Contains(got, leak) {
+			t.Fatalf("Describe leaks %q: %s", leak, got)
+		}
+	}
+	if !strings.Contains(got, "403 Forbidden (DENIED)") || !strings.Contains(got, "registry.example/v2/app/blobs") {
+		t.Fatalf("Describe = %s", got)
+	}
+	if got := Describe(errors.New("dial tcp: denied for Bearer abc.def")); strings.Contains(got, "abc.def") {
+		t.Fatalf("other errors are redacted: %s", got)
+	}
 }

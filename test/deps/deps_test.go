@@ -14,7 +14,7 @@ const module = "github.com/ratify-aws-signer/ratify-aws-signer"
 
 // core is the verification core: importable by any adapter (Ratify v1,
 // ratify-go, Kyverno, the command line), so it must stay free of them.
-var core = []string{"awsplugin", "awssigner", "config", "revocation", "signature", "truststore", "verification"}
+var core = []string{"awsplugin", "awssigner", "config", "redact", "revocation", "signature", "truststore", "verification"}
 
 // forbidden in the core: Ratify, client-go, the AWS SDK's configuration
 // loader (credentials are the composition step's business).
