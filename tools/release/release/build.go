@@ -18,14 +18,17 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/gobuild"
 	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/image"
+	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/layer"
 	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/plugin"
 	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/ratify"
 	"github.com/ratify-aws-signer/ratify-aws-signer/tools/release/source"
@@ -137,25 +140,67 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	fmt.Fprintf(logw, "building commit %s (%s), version %s, %s\n", tree.Commit, tree.Time.Format(time.RFC3339), o.Version, goVersion)
 	m := &Manifest{Commit: tree.Commit, Created: tree.Time, Version: o.Version, Source: o.Source, Licenses: o.Licenses, Go: goVersion,
 		Binaries: map[string]map[string]string{}, Digests: map[string]string{}, RatifyLayers: map[string]string{}, Sizes: map[string]int64{}}
+	// Two builds at a time: compiling uses every core, but linking (most of
+	// a warm build) mostly one.
 	binaries := map[string]map[string][]byte{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
 	for _, variant := range []string{VariantStd, VariantFIPS} {
 		m.Binaries[variant] = map[string]string{}
 		binaries[variant] = map[string][]byte{}
 		for _, p := range o.Platforms {
-			rel := filepath.Join("bin", variant, p.OS+"-"+p.Arch, "awssigner")
-			start := time.Now()
-			out, err := gobuild.Build(ctx, gobuild.Options{Dir: tree.Dir, Platform: p, Version: o.Version, FIPS: variant == VariantFIPS, Out: filepath.Join(o.Dist, rel)})
-			if err != nil {
-				return nil, err
-			}
-			data, err := os.ReadFile(out)
-			if err != nil {
-				return nil, err
-			}
-			fmt.Fprintf(logw, "  go build %-5s %-12s %5.1f MB  %s\n", variant, p, float64(len(data))/1e6, time.Since(start).Round(100*time.Millisecond))
-			m.Binaries[variant][p.String()] = rel
-			binaries[variant][p.String()] = data
+			g.Go(func() error {
+				rel := filepath.Join("bin", variant, p.OS+"-"+p.Arch, "awssigner")
+				start := time.Now()
+				out, err := gobuild.Build(gctx, gobuild.Options{Dir: tree.Dir, Platform: p, Version: o.Version, FIPS: variant == VariantFIPS, Out: filepath.Join(o.Dist, rel)})
+				if err != nil {
+					return err
+				}
+				data, err := os.ReadFile(out)
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(logw, "  go build %-5s %-12s %5.1f MB  %s\n", variant, p, float64(len(data))/1e6, time.Since(start).Round(100*time.Millisecond))
+				m.Binaries[variant][p.String()] = rel
+				binaries[variant][p.String()] = data
+				return nil
+			})
 		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// The layers, gzipped two at a time.
+	binLayers := map[string]*layer.Layer{}    // variant + " " + platform
+	ratifyLayers := map[string]*layer.Layer{} // platform
+	g, _ = errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for _, variant := range []string{VariantStd, VariantFIPS} {
+		for _, p := range o.Platforms {
+			g.Go(func() error {
+				l, err := image.BinaryLayer(binaries[variant][p.String()], tree.Time)
+				mu.Lock()
+				defer mu.Unlock()
+				binLayers[variant+" "+p.String()] = l
+				return err
+			})
+		}
+	}
+	for _, p := range o.Platforms {
+		g.Go(func() error {
+			l, err := ratify.PluginLayer(binaries[VariantStd][p.String()], tree.Time)
+			mu.Lock()
+			defer mu.Unlock()
+			ratifyLayers[p.String()] = l
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 
 	lp, err := layout.Write(filepath.Join(o.Dist, LayoutDir), empty.Index)
@@ -170,10 +215,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		labels := m.labels(variant)
 		var imgs []image.Platformed
 		for _, p := range o.Platforms {
-			bin, err := image.BinaryLayer(binaries[variant][p.String()], tree.Time)
-			if err != nil {
-				return nil, err
-			}
+			bin := binLayers[variant+" "+p.String()]
 			plat := v1.Platform{OS: p.OS, Architecture: p.Arch}
 			img, err := image.Image(base, bin, plat, labels)
 			if err != nil {
@@ -214,10 +256,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 			return nil, err
 		}
 		m.Digests[ref] = d.String()
-		l, err := ratify.PluginLayer(binaries[VariantStd][p.String()], tree.Time)
-		if err != nil {
-			return nil, err
-		}
+		l := ratifyLayers[p.String()]
 		ld, _ := l.Digest()
 		m.RatifyLayers[p.String()] = ld.String()
 		m.Sizes["ratify layer "+p.String()], _ = l.Size()
