@@ -753,6 +753,46 @@ spec:
 			t.Errorf("revoked image: error %q lacks the denial or the word revoked", last)
 		}
 	})
+	t.Run("helm upgrade: a dropped restriction is pruned, the other Constraints are updated in place", func(t *testing.T) {
+		uids := map[string]string{}
+		for _, c := range constraints {
+			o, err := kube.Get(ctx, gvrConstraint, "", c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uids[c] = string(o.GetUID())
+		}
+		before := len(hookJobs.Runs())
+		up := merge(vals, map[string]any{"policies": map[string]any{"constraints": map[string]any{
+			"namespaceRestrictions": []any{
+				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
+			},
+		}}})
+		t0 := time.Now()
+		rel, err := HelmUpgrade(ctx, cp, chartDir, "ratify-aws-signer", gkNamespace, up, func(string, ...any) {})
+		if err != nil {
+			t.Fatalf("helm upgrade: %v", err)
+		}
+		runs := hookJobs.Runs()
+		if len(runs) != before+1 || !runs[len(runs)-1].OK {
+			t.Fatalf("hook Jobs after the upgrade: %+v", runs[before:])
+		}
+		t.Logf("  release %s revision %d in %v; hook Job:\n%s", rel.Name, rel.Version, time.Since(t0).Round(time.Millisecond), runs[len(runs)-1].Output)
+		if _, err := kube.Get(ctx, gvrConstraint, "", "aws-signer-verified-images-"+nsWarn); err == nil {
+			t.Errorf("the dropped restriction's Constraint is still there")
+		}
+		for _, c := range constraints[:2] {
+			o, err := kube.Get(ctx, gvrConstraint, "", c)
+			if err != nil {
+				t.Errorf("Constraint %s after the upgrade: %v", c, err)
+				continue
+			}
+			if string(o.GetUID()) != uids[c] {
+				t.Errorf("Constraint %s was re-created (a gap in enforcement), not updated in place", c)
+			}
+		}
+		denied(t, nsTeam, other, notAllowed(other))
+	})
 	t.Run("ratify serve requires Gatekeeper's client certificate (mTLS)", func(t *testing.T) {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(ca.PEM)

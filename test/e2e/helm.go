@@ -55,6 +55,30 @@ func HelmInstall(ctx context.Context, cp *ControlPlane, chartDir, name, ns strin
 	return inst.RunWithContext(ctx, ch, v)
 }
 
+// HelmUpgrade is `helm upgrade --wait` of the release name to chartDir with
+// vals (Helm's own upgrade action, as HelmInstall).
+func HelmUpgrade(ctx context.Context, cp *ControlPlane, chartDir, name, ns string, vals map[string]any, logf func(string, ...any)) (*release.Release, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &cp.Kubeconfig
+	flags.Namespace = &ns
+	cfg := new(action.Configuration)
+	if err := cfg.Init(flags, ns, "secret", logf); err != nil {
+		return nil, err
+	}
+	up := action.NewUpgrade(cfg)
+	up.Namespace = ns
+	up.Wait = true
+	up.Timeout = 3 * time.Minute
+	b, _ := json.Marshal(vals)
+	var v map[string]any
+	json.Unmarshal(b, &v)
+	return up.RunWithContext(ctx, name, ch, v)
+}
+
 // JobRunner stands in for the kubelet and the Job controller for the
 // chart's hook Jobs: this control plane has no nodes, so nothing would run
 // them. For each new Job in its namespace it runs the pod's containers in
