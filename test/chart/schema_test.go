@@ -38,6 +38,7 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{"trustPolicyDoc without version", `trustPolicyDoc: {trustPolicies: [{name: p, registryScopes: ["*"], signatureVerification: {level: strict}}]}`, "missing property 'version'"},
 		{"trustPolicyDoc version 2.0", `trustPolicyDoc: {version: "2.0", trustPolicies: [{name: p, registryScopes: ["*"], signatureVerification: {level: strict}}]}`, "at '/trustPolicyDoc/version': value must be '1.0'"},
 		{"trust store of unknown type", ok + "trustStores: {x509: {root: [pem]}}", "additional properties 'x509' not allowed"},
+		{"trust store entry that is neither PEM nor a path", ok + "trustStores: {signingAuthority: {root: [\"MIIBkTCB+wIJ\"]}}", "/trustStores/signingAuthority/root/0"},
 		{"bad enforcementAction", ok + "policies: {constraints: {enforcementAction: block}}", "at '/policies/constraints/enforcementAction': value must be one of 'deny', 'warn', 'dryrun'"},
 		{"enforcementAction scoped (not offered)", ok + "policies: {constraints: {enforcementAction: scoped}}", "value must be one of 'deny', 'warn', 'dryrun'"},
 		{"bad restriction enforcementAction", ok + "policies: {constraints: {namespaceRestrictions: [{namespaces: [a], allowedSigningProfiles: [" + prodARN + "], enforcementAction: Deny}]}}", "enforcementAction': value must be one of"},
