@@ -31,12 +31,13 @@ const (
 
 const gapContentLength = "issue 11: a Content-Length that differs from the descriptor is read as an unavailable registry, not as an integrity failure"
 
-// gapRedirects: oras-go v2.6.2's auth.Client replaces the HTTP client's
-// CheckRedirect with one that never stops (it only drops credentials across
-// origins), so net/http's limit of 10 redirects is gone: a redirect loop
-// is followed until the deadline (thousands of requests a second), and the
-// redirect chain kept by net/http grows with it.
-const gapRedirects = "issue 11: redirects are not bounded (oras-go drops net/http's limit of 10); a loop runs to the deadline and memory grows with it"
+// gapRedirects: redirects are followed without a limit, by the registry
+// client (oras-go v2.6.2's auth.Client replaces the HTTP client's
+// CheckRedirect with one that never stops: it only drops credentials across
+// origins) and by the Signer client: a redirect loop is followed until the
+// deadline (thousands of requests a second), and the redirect chain net/http
+// keeps grows with it.
+const gapRedirects = "issue 11: redirects are not bounded (registry and Signer clients); a loop runs to the deadline and memory grows with it"
 
 // bigManifest is a signature manifest of about size bytes (the padding is
 // an annotation), still shaped as a Notation signature of a.

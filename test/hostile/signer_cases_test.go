@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +90,21 @@ func echoAuthSigner(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
+// redirectLoop sends GetRevocationStatus round a redirect loop and counts
+// the hops.
+func redirectLoopSigner(hops *atomic.Int64) func(s *setup) http.Handler {
+	return func(s *setup) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/revocations" || r.URL.Path == "/loop" {
+				hops.Add(1)
+				http.Redirect(w, r, "/loop?"+r.URL.RawQuery, http.StatusTemporaryRedirect)
+				return
+			}
+			s.w.emu.ServeHTTP(w, r)
+		})
+	}
+}
+
 func throttled(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Amzn-ErrorType", "TooManyRequestsException")
@@ -145,6 +161,27 @@ func signerCases() []hcase {
 				after: calls(1, config.DefaultMaxAttempts)})
 		}
 	}
+	loop := func(name, level, timeout string, deadline time.Duration, memoryGap string) hcase {
+		var hops atomic.Int64
+		w := unavailable(level)
+		w.deadline, w.memoryGap = deadline, memoryGap
+		return hcase{name: name, level: level, signer: redirectLoopSigner(&hops), want: w,
+			cfg: func(s *setup, c map[string]any) {
+				c["revocation"] = map[string]any{"timeout": timeout, "cacheTTL": "0s"}
+			},
+			after: func(t *testing.T, s *setup, _ outcome) {
+				// net/http stops after 10 redirects; the SDK tries 3 times.
+				if n := hops.Load(); n > 3*11 {
+					softly(t, gapRedirects, "%d requests round the redirect loop, want at most %d", n, 3*11)
+				}
+				t.Logf("%d requests round the redirect loop", hops.Load())
+			}}
+	}
+	cases = append(cases,
+		loop("redirect loop strict", "strict", "2s", 0, ""),
+		loop("redirect loop permissive", "permissive", "2s", 0, ""),
+		loop("redirect loop strict, 10 s budget", "strict", "10s", 11*time.Second, gapRedirects),
+	)
 	return cases
 }
 
