@@ -315,6 +315,9 @@ func TestPushPullCheck(t *testing.T) {
 				}
 			}
 			checkOnBase(t, img, baseImg, p, m, binaries[VariantStd][p])
+			if p == "linux/amd64" {
+				checkRatifyRunsImagePlugin(t, ps, img)
+			}
 			checkSBOM(t, ps.host, refs.Ratify, d, binaries[VariantStd][p])
 		}
 	})
