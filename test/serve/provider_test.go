@@ -327,8 +327,21 @@ func TestReload(t *testing.T) {
 	fatalIf(t, copyFile(ca.File, f.pki.CAFile))
 	f.pki.CAPEM = ca.PEM
 	f.srv.Reload()
-	if after := serial(); after == before {
+	after := serial()
+	if after == before {
 		t.Error("rotated certificate not served")
+	}
+	// A broken key file is refused: the rotated certificate keeps serving.
+	fatalIf(t, os.WriteFile(f.pki.ServerKey, []byte("not a key"), 0o600))
+	f.srv.Reload()
+	if again := serial(); again != after {
+		t.Error("certificate changed on a refused reload")
+	}
+	if status, body := f.get(f.srv.HealthAddr(), "/readyz"); status != 200 || !strings.Contains(body, `"tlsError":"server.tls.certFile`) {
+		t.Errorf("/readyz %d %s", status, body)
+	}
+	if _, m := f.get(f.srv.HealthAddr(), "/metrics"); !strings.Contains(m, `awssigner_last_reload_success{what="tls"} 0`) {
+		t.Error("refused TLS reload not in the metrics")
 	}
 }
 
