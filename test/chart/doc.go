@@ -13,8 +13,7 @@
 //   - values.schema.json refuses unknown keys and bad values with a clear
 //     message, `helm lint --strict` passes, and the chart's
 //     ConstraintTemplate is the policy in policies/ byte for byte;
-//   - the repository's Dockerfile builds the plugin into Ratify's image at
-//     the path Ratify looks in (text checks: there is no Docker engine here);
+//   - the Ratify base the release tool pins is the image Ratify's chart runs;
 //   - Ratify's own chart, rendered with the values docs/ratify-values/
 //     gives, runs what this project relies on, and the documentation
 //     (values reference, examples, IAM documents) matches the chart.

@@ -151,17 +151,6 @@ func TestRatifyValuesDocumented(t *testing.T) {
 	}
 }
 
-// TestDockerfileBaseIsRatifyChartImage: the image the Dockerfile builds on
-// is the one Ratify's chart runs by default.
-func TestDockerfileBaseIsRatifyChartImage(t *testing.T) {
-	ratifyDefaults, _ := renderRatify(t, filepath.Join(repoRoot, "docs", "ratify-values", "dynamic-plugin.yaml"))
-	img := ratifyDefaults["image"].(map[string]any)
-	_, stages := parseDockerfile(t, filepath.Join(repoRoot, "Dockerfile"))
-	if want := img["repository"].(string) + ":" + img["tag"].(string); stages[len(stages)-1].from != want {
-		t.Errorf("Dockerfile final stage FROM %s, Ratify's chart runs %s", stages[len(stages)-1].from, want)
-	}
-}
-
 // imagesOf collects every "image" value of the objects.
 func imagesOf(objs []rendered) map[string]bool {
 	images := map[string]bool{}

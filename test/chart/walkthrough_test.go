@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/strvals"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/cli"
 )
@@ -134,7 +135,8 @@ func renderWith(t *testing.T, chartDir, name, cmd string, apis ...string) *relea
 // the IAM policy it creates, the names the role, Ratify's values and the
 // trust policy share, Gatekeeper's and Ratify's charts with its values
 // (from the pinned modules), this chart with its values, one image
-// reference from build to Pod, and the awssigner command line it runs.
+// references from `make push` and `docker push` to Ratify and the Pods, and
+// the awssigner command line it runs.
 func TestKubernetesWalkThrough(t *testing.T) {
 	cmds, stated := walkCommands(t)
 	if len(cmds) != stated {
@@ -176,9 +178,33 @@ func TestKubernetesWalkThrough(t *testing.T) {
 		t.Error("Gatekeeper rendered without the walk-through's webhook timeout or response cache")
 	}
 
-	// The image: built and pushed, run by Ratify, used as the test image.
-	build := commandWith(t, cmds, "docker buildx build")
-	image := flagValues(build, "-t")[0]
+	// The images: Ratify's with the plugin as `make push` names it (the
+	// release tool's test checks that name), run by Ratify; the test image
+	// pushed, then used by the Pods and signed.
+	push := commandWith(t, cmds, "make push")
+	var registry string
+	for _, f := range strings.Fields(push) {
+		if v, ok := strings.CutPrefix(f, "REGISTRY="); ok {
+			registry = v
+		}
+	}
+	var chartMeta struct {
+		AppVersion string `json:"appVersion"`
+	}
+	rawChart, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(rawChart, &chartMeta); err != nil {
+		t.Fatal(err)
+	}
+	ratifyImage := registry + "/ratify-awssigner:v1.4.6-awssigner-" + chartMeta.AppVersion
+	repos := commandWith(t, cmds, "for r in")
+	for _, r := range []string{"awssigner", "ratify-awssigner", "awssigner-plugin"} {
+		if !strings.Contains(repos, " "+r+" ") && !strings.Contains(repos, " "+r+";") {
+			t.Errorf("the ECR repositories command does not create %s (make push writes it): %s", r, repos)
+		}
+	}
 	rat := commandWith(t, cmds, "helm install ratify ")
 	dir, err := moduleDir(ratifyModule)
 	if err != nil {
@@ -192,16 +218,20 @@ func TestKubernetesWalkThrough(t *testing.T) {
 	objs := objects(t, all)
 	dep := find(t, objs, "Deployment", "ratify")
 	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	if got := containers[0].(map[string]any)["image"]; got != image {
-		t.Errorf("Ratify runs %v, the walk-through builds %s", got, image)
+	if got := containers[0].(map[string]any)["image"]; got != ratifyImage {
+		t.Errorf("Ratify runs %v, `make push` writes %s", got, ratifyImage)
 	}
 	if a := find(t, objs, "ServiceAccount", "ratify-admin").GetAnnotations()["eks.amazonaws.com/role-arn"]; a != roleARN {
 		t.Errorf("ratify-admin role-arn %q, eksctl creates %s", a, roleARN)
 	}
+	image := strings.TrimPrefix(commandWith(t, cmds, "docker push "), "docker push ")
+	if !strings.HasSuffix(commandWith(t, cmds, "docker tag "), " "+image) || !strings.HasPrefix(image, registry+"/") {
+		t.Errorf("the test image %s is not the one tagged, or not in the repositories created", image)
+	}
 	for _, c := range cmds {
 		if strings.HasPrefix(c, "kubectl run ") || strings.HasPrefix(c, "bin/awssigner sign ") {
 			if !strings.Contains(c, " "+image) && !strings.Contains(c, "="+image) {
-				t.Errorf("%q does not use the image the walk-through builds (%s)", c, image)
+				t.Errorf("%q does not use the test image the walk-through pushes (%s)", c, image)
 			}
 		}
 	}
@@ -220,6 +250,9 @@ func TestKubernetesWalkThrough(t *testing.T) {
 	profile := strings.TrimPrefix(flagValues(ours, "--set")[0], "trustedSigningProfiles[0]=")
 	if !strings.HasSuffix(profile, ":/signing-profiles/"+flagValues(commandWith(t, cmds, "aws signer put-signing-profile"), "--profile-name")[0]) {
 		t.Errorf("the chart trusts %s, not the profile the walk-through creates", profile)
+	}
+	if !strings.Contains(push, "PROFILE_ARN="+profile) {
+		t.Errorf("make push signs with another profile than the chart trusts: %s", push)
 	}
 	for _, c := range []string{ours, rat, commandWith(t, cmds, "helm install gatekeeper")} {
 		if !strings.Contains(c, " --wait") {
