@@ -23,25 +23,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+	servetest "github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/signeremu"
 )
@@ -171,7 +168,7 @@ func run(bin string, runs, rssImages int) error {
 		}}},
 	}
 
-	serve, err := startServe(ctx, plugin, s, dir, awsCfg)
+	serve, err := startServe(ctx, plugin, dir, awsCfg)
 	if err != nil {
 		return err
 	}
@@ -391,82 +388,25 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// startServe starts the built awssigner serve with cfg plus a server
-// section, and waits until it is ready.
-func startServe(ctx context.Context, plugin string, s *harness.Stack, dir string, cfg map[string]any) (*target, error) {
-	pki, err := harness.NewPKI(filepath.Join(dir, "pki-serve"))
-	if err != nil {
-		return nil, err
-	}
-	addr, err := harness.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	health, err := harness.FreeAddr()
-	if err != nil {
-		return nil, err
-	}
+// startServe starts the built awssigner serve (test/serve.Start) with
+// cfg, revocation answers kept for an hour in memory.
+func startServe(ctx context.Context, plugin string, dir string, cfg map[string]any) (*target, error) {
 	c := map[string]any{}
 	for k, v := range cfg {
 		c[k] = v
 	}
 	c["revocation"] = map[string]any{"timeout": "2s", "cacheTTL": "1h"}
-	c["server"] = map[string]any{"address": addr, "healthAddress": health,
-		"tls":      map[string]any{"certFile": pki.ServerCert, "keyFile": pki.ServerKey, "clientCAFile": pki.CAFile},
-		"registry": map[string]any{"plainHTTP": true}}
-	b, _ := json.Marshal(c)
-	file := filepath.Join(dir, "serve.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		return nil, err
-	}
-	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	p, err := servetest.Start(ctx, plugin, dir, c)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(plugin, "serve", "--config", file, "--log-level", "warn")
-	cmd.Env = harness.Env(dir)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(done) }()
-	stop := func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + health + "/readyz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(dir, "serve.log"))
-			return nil, fmt.Errorf("awssigner serve exited: %s", log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, errors.New("awssigner serve not ready within 30s")
-		}
-	}
-	client, err := clientFor(pki)
+	client, err := clientFor(p.PKI)
 	if err != nil {
-		stop()
+		p.Stop()
 		return nil, err
 	}
-	return &target{name: "awssigner serve", url: "https://" + addr + provider.VerifyPath, client: client, success: `"succeeded":true`, pid: cmd.Process.Pid, stop: stop, logFile: filepath.Join(dir, "serve.log")}, nil
+	return &target{name: "awssigner serve", url: p.VerifyURL, client: client, success: `"succeeded":true`, pid: p.PID(),
+		stop: func() { p.Stop() }, logFile: p.LogFile}, nil
 }
 
 func startRatify(ctx context.Context, ratify, pluginDir string, s *harness.Stack, dir, name string, verifier map[string]any) (*target, error) {
