@@ -155,14 +155,13 @@ func TestHostileCache(t *testing.T) {
 		err      error
 	}
 	out := make([]res, len(cases))
-	sem := make(chan struct{}, parallelRuns)
 	var wg sync.WaitGroup
 	for i, c := range cases {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			r := &out[i]
 			caseDir, err := os.MkdirTemp(base, "case-")
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // hcase is one hostile run: a verifying baseline (a good signature in a
@@ -30,6 +31,8 @@ type hcase struct {
 	prepare func(s *setup) error
 	// stdin edits the stdin document's bytes.
 	stdin func([]byte) []byte
+	// limit overrides how long the run may take before it is killed.
+	limit time.Duration
 	// subject overrides RATIFY_VERIFIER_SUBJECT.
 	subject func(s *setup) string
 	want    want
@@ -137,13 +140,14 @@ func (c hcase) setup(w *world, base string) (*setup, invocation, error) {
 	if c.stdin != nil {
 		in = c.stdin(in)
 	}
-	return s, invocation{subject: subject, stdin: in, dir: s.dir, env: s.env}, nil
+	return s, invocation{subject: subject, stdin: in, dir: s.dir, env: s.env, limit: c.limit}, nil
 }
 
-// runTable runs every case's plugin process (parallelRuns at a time), then
-// checks each as a subtest.
+// runTable runs every case's plugin process (sharing the slots with the
+// other tables, which run in parallel), then checks each as a subtest.
 func runTable(t *testing.T, cases []hcase) {
 	t.Helper()
+	t.Parallel()
 	w := getWorld(t)
 	base := t.TempDir()
 	type res struct {
@@ -152,14 +156,13 @@ func runTable(t *testing.T, cases []hcase) {
 		err error
 	}
 	out := make([]res, len(cases))
-	sem := make(chan struct{}, parallelRuns)
 	var wg sync.WaitGroup
 	for i, c := range cases {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			s, inv, err := c.setup(w, base)
 			if s != nil {
 				// Servers stop (and large content goes) as soon as the run ends.

@@ -161,10 +161,10 @@ func signerCases() []hcase {
 				after: calls(1, config.DefaultMaxAttempts)})
 		}
 	}
-	loop := func(name, level, timeout string, deadline time.Duration, memoryGap string) hcase {
+	loop := func(name, level, timeout string, deadline time.Duration, boundsGap string) hcase {
 		var hops atomic.Int64
 		w := unavailable(level)
-		w.deadline, w.memoryGap = deadline, memoryGap
+		w.deadline, w.boundsGap = deadline, boundsGap
 		return hcase{name: name, level: level, signer: redirectLoopSigner(&hops), want: w,
 			cfg: func(s *setup, c map[string]any) {
 				c["revocation"] = map[string]any{"timeout": timeout, "cacheTTL": "0s"}
