@@ -3,6 +3,7 @@ package hostile
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -72,6 +73,33 @@ func late(s *setup) http.Handler {
 		}
 		s.w.emu.ServeHTTP(w, r)
 	})(s)
+}
+
+// hangSigner never answers (until the client gives up).
+func hangSigner(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-r.Context().Done():
+	case <-time.After(15 * time.Second):
+	}
+}
+
+// dripSigner sends an honest-looking answer one byte every 100 ms.
+func dripSigner(w http.ResponseWriter, r *http.Request) {
+	body := []byte(`{"revokedEntities":[]}`)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(http.StatusOK)
+	for i := range body {
+		if _, err := w.Write(body[i : i+1]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func oddBadRequest(w http.ResponseWriter, r *http.Request) {
@@ -150,6 +178,8 @@ func signerCases() []hcase {
 		{"100 MiB body", revocations(hugeBody)},
 		{"connection reset mid-body", revocations(resetMidBody)},
 		{"answer after 3s", late},
+		{"never answers", revocations(hangSigner)},
+		{"answer dripped 1 byte per 100ms", revocations(dripSigner)},
 		{"400 with an HTML body", revocations(oddBadRequest)},
 		{"429 throttled", revocations(throttled)},
 		{"403 echoing the credentials", revocations(echoAuthSigner)},
