@@ -356,6 +356,28 @@ func TestCases(t *testing.T) {
 			t.Fatalf("got:\n%s", messages(rs))
 		}
 	})
+	t.Run("Ratify scope: keys sent as [namespace]image, answers mapped back", func(t *testing.T) {
+		c := load(t, filepath.Join(env.root, "policies", "awssigner-verified-images", "samples", "cluster-wide", "constraint.yaml"))
+		c.SetName("scoped")
+		if err := unstructured.SetNestedField(c.Object, "gatekeeper-system", "spec", "parameters", "ratifyNamespace"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.client.AddConstraint(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		defer env.client.RemoveConstraint(context.Background(), c)
+		if rs := review(t, pod("p", map[string]string{"app": "team/app:signed"}, nil), util.WebhookEnforcementPoint); len(rs) != 0 {
+			t.Fatalf("signed image, scoped: got:\n%s", messages(rs))
+		}
+		rs := review(t, pod("p", map[string]string{"app": "team/app:unsigned"}, nil), util.WebhookEnforcementPoint)
+		if len(rs) != 1 || !strings.Contains(rs[0].Msg, "it has no signature") {
+			t.Fatalf("unsigned image, scoped: got:\n%s", messages(rs))
+		}
+		details, _ := rs[0].Metadata["details"].(map[string]any)
+		if details["reason"] != "unsigned" || details["ratifyKey"] != "[gatekeeper-system]"+env.stack.Registry.Host+"/team/app:unsigned" {
+			t.Errorf("details %v, want reason unsigned and the scoped key", details)
+		}
+	})
 	t.Run("revoked signature", func(t *testing.T) {
 		clusterWide(t)
 		rs := review(t, pod("p", map[string]string{"app": "team/app:revoked"}, nil), util.WebhookEnforcementPoint)
