@@ -40,6 +40,17 @@ const gapContentLength = "issue 11: a Content-Length that differs from the descr
 // keeps grows with it.
 const gapRedirects = "issue 11: redirects are not bounded (registry and Signer clients); a loop runs to the deadline and memory grows with it"
 
+// boundedRedirects: net/http stops after 10 redirects, and oras-go's
+// retries do not follow a redirect error, so a loop is at most a few
+// dozen requests.
+func boundedRedirects(t *testing.T, s *setup, _ outcome) {
+	n := s.reg.hits[tEnvelope].Load()
+	if n > 5*11 {
+		softly(t, gapRedirects, "%d envelope requests round the redirect loop, want at most %d", n, 5*11)
+	}
+	t.Logf("%d envelope requests round the redirect loop", n)
+}
+
 // bigManifest is a signature manifest of about size bytes (the padding is
 // an annotation), still shaped as a Notation signature of a.
 func bigManifest(a *artifact, size int) []byte {
@@ -200,14 +211,10 @@ func registryCases() []hcase {
 		}}, want: refused(reasonSubject)},
 
 		// Redirects.
-		{name: "envelope redirect loop", twist: twistOn(tEnvelope, redirectLoop), want: couldNotCheck(reasonRegistry), after: func(t *testing.T, s *setup, _ outcome) {
-			t.Logf("%d envelope requests", s.reg.hits[tEnvelope].Load())
-		}},
+		{name: "envelope redirect loop", twist: twistOn(tEnvelope, redirectLoop), want: couldNotCheck(reasonRegistry), after: boundedRedirects},
 		{name: "envelope redirect loop, 10.5 s deadline", twist: twistOn(tEnvelope, redirectLoop), cfg: func(s *setup, c map[string]any) {
 			c["revocation"] = map[string]any{"timeout": "10s", "cacheTTL": "0s"}
-		}, want: want{verdict: "couldNotCheck", reasons: []string{reasonRegistry}, deadline: 11 * time.Second, boundsGap: gapRedirects}, after: func(t *testing.T, s *setup, _ outcome) {
-			t.Logf("%d envelope requests", s.reg.hits[tEnvelope].Load())
-		}},
+		}, want: want{verdict: "couldNotCheck", reasons: []string{reasonRegistry}, deadline: 11 * time.Second, boundsGap: gapRedirects}, after: boundedRedirects},
 		{name: "envelope redirected to another loopback port", twist: func(s *setup) twist {
 			s.other = newElsewhere()
 			s.closers = append(s.closers, s.other.srv.Close)
