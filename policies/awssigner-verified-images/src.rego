@@ -330,6 +330,8 @@ cause(r) := "config_invalid" if {
 } else := "aws_unreachable" if {
 	report_reason(r) == "revocationUnavailable"
 } else := "registry_auth_failed" if {
+	report_reason(r) == "registryAuthFailed"
+} else := "registry_auth_failed" if {
 	report_reason(r) == "registryUnavailable"
 	auth_failure(report_text(r))
 } else := "verification_failed"

@@ -152,6 +152,7 @@ flat_answers(k) := {
 	"badconfig": flat(false, [bad_config_report(k)]),
 	"awsdown": flat(false, [could_not_check_report(k, "revocationUnavailable", "revocation", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: GetRevocationStatus in us-west-2 failed: dial tcp 10.0.0.1:443: i/o timeout")]),
 	"authfail": flat(false, [could_not_check_report(k, "registryUnavailable", "fetch", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: reading the signature manifest: GET https://registry.example.com/v2/team/app/manifests/sha256:4b1c: response status code 401: unauthorized: authentication required")]),
+	"authreason": flat(false, [could_not_check_report(k, "registryAuthFailed", "fetch", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: the registry refused the credentials")]),
 	"regdown": flat(false, [could_not_check_report(k, "registryUnavailable", "fetch", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: reading the signature manifest: dial tcp: connection refused")]),
 	"unresolved": flat(false, [{"subject": k, "isSuccess": false, "message": concat("", ["failed to verify artifact: ", k]), "errorReason": "could not resolve descriptor for a subject from any stores"}]),
 	"resolved": flat(false, [object.union(awssigner_report(k, false, team, "revoked", revoked_msg), {"extensions": {"subjectDigest": "sha256:feedface"}})]),
@@ -795,4 +796,9 @@ test_other_verifier_words_are_clipped if {
 	p.code == "verifier_absent"
 	contains(p.reason, "…)")
 	count(p.reason) < 800
+}
+
+test_registry_auth_failed_from_a_dedicated_plugin_reason if {
+	vs := violation with input as review(pod([ctr("app", img("authreason"))])) with external_data as mock_flat
+	reasons(vs) == {"registry_auth_failed"}
 }
