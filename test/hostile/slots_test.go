@@ -1,0 +1,88 @@
+package hostile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hostileSlots gives the run a TMPDIR whose ORAS cache base (the
+// plugin's private slots, ratify-aws-signer-oras-<uid>) another uid created
+// first, world-writable, and planted each slot with plant.
+func hostileSlots(plant func(s *setup, slot string) error) func(s *setup) error {
+	return func(s *setup) error {
+		tmp := filepath.Join(s.dir, "tmp")
+		base := filepath.Join(tmp, fmt.Sprintf("ratify-aws-signer-oras-%d", os.Getuid()))
+		if err := os.MkdirAll(base, 0o777); err != nil {
+			return err
+		}
+		s.env = append(s.env, "TMPDIR="+tmp)
+		for i := range 8 {
+			if err := plant(s, filepath.Join(base, fmt.Sprintf("slot-%d", i))); err != nil {
+				return err
+			}
+		}
+		return chownTree(base, nobody)
+	}
+}
+
+// chownTree gives dir and everything in it (links themselves) to uid.
+func chownTree(dir string, uid int) error {
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+}
+
+func slotIndex(make func(p string) error) func(s *setup, slot string) error {
+	return func(s *setup, slot string) error {
+		if err := os.MkdirAll(slot, 0o777); err != nil {
+			return err
+		}
+		return make(filepath.Join(slot, "index.json"))
+	}
+}
+
+// gapSlots: the private ORAS cache base is used though another uid owns it
+// (a predictable name in the world-writable temporary directory), and what
+// is planted in its slots is followed: index.json is read whole without a
+// bound (/dev/zero: no answer, memory grows) or blocks (a FIFO: no answer),
+// and a slot that is a link makes the plugin write its layout where the
+// link points.
+const gapSlots = "issue 11: the ORAS cache slots trust a base directory another uid owns (links, FIFOs, endless index.json)"
+
+func slotWant() want {
+	w := verified()
+	w.gap, w.boundsGap = gapSlots, gapSlots
+	return w
+}
+
+func slotCases() []hcase {
+	return []hcase{
+		{name: "ORAS slots of another uid, index.json a link to /dev/zero", prepare: hostileSlots(slotIndex(func(p string) error { return os.Symlink("/dev/zero", p) })),
+			limit: 6 * time.Second, want: slotWant()},
+		{name: "ORAS slots of another uid, index.json a FIFO", prepare: hostileSlots(slotIndex(func(p string) error { return syscall.Mkfifo(p, 0o666) })),
+			limit: 6 * time.Second, want: slotWant()},
+		{name: "ORAS slots of another uid, slots links to a victim directory", prepare: hostileSlots(func(s *setup, slot string) error {
+			victim := filepath.Join(s.dir, "victim")
+			if err := os.MkdirAll(victim, 0o700); err != nil {
+				return err
+			}
+			return os.Symlink(victim, slot)
+		}), limit: 6 * time.Second, want: slotWant(), after: func(t *testing.T, s *setup, _ outcome) {
+			if des, _ := os.ReadDir(filepath.Join(s.dir, "victim")); len(des) != 0 {
+				softly(t, gapSlots, "the plugin wrote %d entries into the directory a planted slot link points at", len(des))
+			}
+		}},
+	}
+}
+
+func TestHostileSlots(t *testing.T) {
+	needRoot(t)
+	runTable(t, slotCases())
+}
