@@ -282,14 +282,21 @@ func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string
 		defer p.sem.Release(1)
 		return b.Validator.Validate(cctx, ref)
 	})
+	budget := func() error {
+		return fmt.Errorf("could not check %s within the request budget (registry or AWS Signer too slow); Gatekeeper should deny it and retry later", ref)
+	}
 	select {
 	case res := <-ch:
+		if ctx.Err() != nil {
+			// Whatever came back was cut short by the same deadline.
+			return nil, budget()
+		}
 		if res.Err != nil {
 			return nil, res.Err
 		}
 		return res.Val.(*ratifygo.Value), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("could not check %s within the request budget (registry or AWS Signer too slow); Gatekeeper should deny it and retry later", ref)
+		return nil, budget()
 	}
 }
 

@@ -80,19 +80,33 @@ func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify
 		// Shared by every caller: the first one's deadline, not its
 		// cancellation.
 		cctx := context.WithoutCancel(ctx)
-		if d, ok := ctx.Deadline(); ok {
+		d, ok := ctx.Deadline()
+		if ok {
 			var cancel context.CancelFunc
 			cctx, cancel = context.WithDeadline(cctx, d)
 			defer cancel()
 		}
-		return v.verify(cctx, key, o), nil
+		return flight{report: v.verify(cctx, key, o), deadline: d}, nil
 	})
 	select {
 	case res := <-ch:
-		return v.result(res.Val.(verification.Report)), nil
+		f := res.Val.(flight)
+		if res.Shared && f.report.Verdict == verification.VerdictCouldNotCheck && !f.deadline.IsZero() && !v.now().Before(f.deadline) && ctx.Err() == nil {
+			// The merged verification ran out of its first caller's
+			// earlier deadline; this caller still has time, so it checks
+			// for itself. (A Signer that fails fast is not asked again.)
+			f.report = v.verify(ctx, key, o)
+		}
+		return v.result(f.report), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// flight is a merged verification's outcome and the deadline it ran to.
+type flight struct {
+	report   verification.Report
+	deadline time.Time
 }
 
 // verify runs the pipeline once and keeps the outcome.
