@@ -23,6 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 	servetest "github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
@@ -347,13 +349,28 @@ func (t *target) measure(ctx context.Context, st *stats, keys ...string) {
 	st.add(time.Since(start))
 }
 
-// query asks the provider about keys as Gatekeeper does; every key must
-// be answered as verified.
+// query asks the provider about keys as Gatekeeper does (the whole body
+// read, so the connection is reused as Gatekeeper's client reuses it);
+// every key must be answered as verified.
 func (t *target) query(ctx context.Context, keys ...string) (*harness.ProviderResponse, error) {
-	srv := &harness.Server{URL: t.url}
-	resp, _, err := srv.Query(ctx, t.client, keys...)
+	body, _ := json.Marshal(map[string]any{"apiVersion": provider.APIVersion, "kind": provider.KindRequest, "request": map[string]any{"keys": keys}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	httpResp, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(httpResp.Body)
+	httpResp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var resp harness.ProviderResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, fmt.Errorf("HTTP %d: %v: %s", httpResp.StatusCode, err, truncate(raw))
 	}
 	if resp.Response.SystemError != "" {
 		return nil, errors.New(resp.Response.SystemError)
@@ -366,7 +383,7 @@ func (t *target) query(ctx context.Context, keys ...string) (*harness.ProviderRe
 			return nil, fmt.Errorf("%s not verified: %s %s", it.Key, it.Error, truncate(it.Value))
 		}
 	}
-	return resp, nil
+	return &resp, nil
 }
 
 // tail is the end of a log file.
