@@ -57,49 +57,61 @@ func loadConfig(path string) (*config.Document, error) {
 
 // decodeConfigFile is loadConfig for the file's content.
 func decodeConfigFile(data []byte) (*config.Document, error) {
+	d, _, err := locateConfig(data)
+	return d, err
+}
+
+// locateConfig decodes the configuration in data and says at which path it
+// was found ("" when data is the configuration itself).
+func locateConfig(data []byte) (*config.Document, string, error) {
 	top, err := genericObject(data)
 	if err != nil {
 		// Not an object we can look into: let the configuration decoder
 		// say what is wrong with it.
-		return config.DecodeDocument(data)
+		d, err := config.DecodeDocument(data)
+		return d, "", err
 	}
 	kind, _ := top["kind"].(string)
 	apiVersion, _ := top["apiVersion"].(string)
 	switch {
-	case kind == "Verifier" && strings.HasPrefix(apiVersion, ratifyAPIGroup):
+	case (kind == "Verifier" || kind == "NamespacedVerifier") && strings.HasPrefix(apiVersion, ratifyAPIGroup):
 		spec, ok := top["spec"].(map[string]any)
 		if !ok {
-			return nil, &config.FieldError{Path: "spec", Msg: "required: a Ratify Verifier has a spec with parameters"}
+			return nil, "", &config.FieldError{Path: "spec", Msg: "required: a Ratify Verifier has a spec with parameters"}
 		}
-		return decodeNested("spec.parameters", spec["parameters"])
+		d, err := decodeNested("spec.parameters", spec["parameters"])
+		return d, "spec.parameters", err
 	case kind != "" && apiVersion != "":
-		return nil, &config.FieldError{Path: "kind", Msg: fmt.Sprintf("%s %s is not a verifier configuration; give the configuration itself, a Ratify Verifier (apiVersion %s, kind Verifier) or a Ratify config.json", apiVersion, kind, ratifyAPIVersion)}
+		return nil, "", &config.FieldError{Path: "kind", Msg: fmt.Sprintf("%s %s is not a verifier configuration; give the configuration itself, a Ratify Verifier (apiVersion %s, kind Verifier) or a Ratify config.json", apiVersion, kind, ratifyAPIVersion)}
 	}
 	if v, ok := top["verifier"].(map[string]any); ok {
 		if plugins, ok := v["plugins"].([]any); ok {
 			return decodeRatifyConfig(plugins)
 		}
 	}
-	return config.DecodeDocument(data)
+	d, err := config.DecodeDocument(data)
+	return d, "", err
 }
 
 // decodeRatifyConfig picks the awssigner entry of a Ratify config.json's
 // verifier.plugins.
-func decodeRatifyConfig(plugins []any) (*config.Document, error) {
+func decodeRatifyConfig(plugins []any) (*config.Document, string, error) {
 	found := -1
 	for i, p := range plugins {
 		m, _ := p.(map[string]any)
 		if m["name"] == verifierName || m["type"] == verifierName {
 			if found >= 0 {
-				return nil, &config.FieldError{Path: "verifier.plugins", Msg: fmt.Sprintf("entries %d and %d are both awssigner verifiers; give a file with one", found, i)}
+				return nil, "", &config.FieldError{Path: "verifier.plugins", Msg: fmt.Sprintf("entries %d and %d are both awssigner verifiers; give a file with one", found, i)}
 			}
 			found = i
 		}
 	}
 	if found < 0 {
-		return nil, &config.FieldError{Path: "verifier.plugins", Msg: "no entry with name or type awssigner"}
+		return nil, "", &config.FieldError{Path: "verifier.plugins", Msg: "no entry with name or type awssigner"}
 	}
-	return decodeNested(fmt.Sprintf("verifier.plugins[%d]", found), plugins[found])
+	at := fmt.Sprintf("verifier.plugins[%d]", found)
+	d, err := decodeNested(at, plugins[found])
+	return d, at, err
 }
 
 // decodeNested decodes a configuration found at path in a larger document,

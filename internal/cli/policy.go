@@ -207,7 +207,7 @@ func (a *app) policyCommand() *cobra.Command {
 			return usageErr(cmd, "no command given")
 		},
 	}
-	cmd.AddCommand(a.policyInitCommand())
+	cmd.AddCommand(a.policyInitCommand(), a.policyCheckCommand())
 	return cmd
 }
 

@@ -60,6 +60,9 @@ type Result struct {
 
 	Checks []CheckResult `json:"checks,omitempty"`
 
+	// SubjectDigest is the digest of the artifact verified (a tag resolved).
+	SubjectDigest string `json:"subjectDigest,omitempty"`
+
 	// Facts read from the signature (empty when it could not be parsed).
 	SigningProfileARN        string    `json:"signingProfileArn,omitempty"`
 	SigningProfileVersionARN string    `json:"signingProfileVersionArn,omitempty"`

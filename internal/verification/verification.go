@@ -104,7 +104,7 @@ type Subject struct {
 func (v *Verifier) VerifyReferrer(ctx context.Context, store signature.Fetcher, subject Subject, sig ocispec.Descriptor) (*Result, error) {
 	s, err := signature.Read(ctx, store, sig, subject.Descriptor.Digest)
 	if err != nil {
-		return &Result{RevocationStatus: RevocationNotChecked}, readError(err)
+		return &Result{RevocationStatus: RevocationNotChecked, SubjectDigest: subject.Descriptor.Digest.String()}, readError(err)
 	}
 	return v.Verify(ctx, Input{Envelope: s.Envelope, MediaType: s.EnvelopeDescriptor.MediaType, Subject: subject.Descriptor, Repository: subject.Repository})
 }
@@ -128,7 +128,7 @@ func readError(err error) *Error {
 // what could be established); the error is nil when verified, else an
 // *Error that matches ErrRefused or ErrUnavailable.
 func (v *Verifier) Verify(ctx context.Context, in Input) (*Result, error) {
-	res := &Result{RevocationStatus: RevocationNotChecked}
+	res := &Result{RevocationStatus: RevocationNotChecked, SubjectDigest: in.Subject.Digest.String()}
 	fail := func(e *Error) (*Result, error) {
 		return res, e
 	}
