@@ -87,10 +87,7 @@ func New(o Options) (*Engine, error) {
 	}
 	client := o.HTTPClient
 	if client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		// Many admissions reach the same registry at once.
-		t.MaxIdleConnsPerHost = 64
-		client = &http.Client{Transport: retry.NewTransport(t)}
+		client = registryClient()
 	}
 	storeOpts := ratify.RegistryStoreOptions{HTTPClient: client, PlainHTTP: o.PlainHTTP, UserAgent: o.UserAgent,
 		MaxBlobBytes: signature.MaxEnvelopeSize, MaxManifestBytes: signature.MaxManifestSize}
@@ -107,6 +104,26 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("ratifygo: executor: %w", err)
 	}
 	return &Engine{store: store, resolved: &resolvedDigests{m: map[string]ocispec.Descriptor{}}, enforcer: enforcer, verifier: v}, nil
+}
+
+// MaxRedirects bounds the redirects of one registry request (a registry
+// sends a blob read to its storage once). oras-go's auth.Client replaces
+// net/http's default redirect policy, so without a policy of our own a
+// redirect loop would run until the deadline.
+const MaxRedirects = 5
+
+// registryClient is the HTTP client of registry requests: connections
+// kept for the many admissions that reach one registry, oras-go's retry
+// policy, at most MaxRedirects redirects.
+func registryClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: retry.NewTransport(t), CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if len(via) >= MaxRedirects {
+			return fmt.Errorf("stopped after %d redirects (last to %s); a registry redirects a request once", len(via), req.URL.Redacted())
+		}
+		return nil
+	}}
 }
 
 // Validate verifies the image ref names ("<registry>/<repository>:<tag>"

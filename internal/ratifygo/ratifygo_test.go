@@ -1,0 +1,49 @@
+package ratifygo
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
+)
+
+// A registry that redirects forever is given MaxRedirects redirects, not
+// the whole deadline.
+func TestRedirectLoopBounded(t *testing.T) {
+	var hits atomic.Int64
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Redirect(w, r, r.URL.Path+"x", http.StatusTemporaryRedirect)
+	}))
+	defer reg.Close()
+	cfg, err := config.Decode([]byte(`{"trustPolicyDoc": {"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
+		"signatureVerification": {"level": "strict"}, "trustStores": ["signingAuthority:aws-signer-ts"],
+		"trustedIdentities": ["arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod"]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.NoCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Verifier: v, PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = e.Validate(ctx, strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
+	if err == nil || !strings.Contains(err.Error(), "stopped after 5 redirects") {
+		t.Fatalf("error %v", err)
+	}
+	// The retry transport may try each hop again on a 5xx, never on a redirect.
+	if n := hits.Load(); n > MaxRedirects+1 {
+		t.Errorf("%d requests for one resolve", n)
+	}
+}
