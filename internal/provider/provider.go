@@ -260,16 +260,23 @@ func (p *Provider) item(ctx context.Context, b *Backend, key string, mutate bool
 // still has time.
 func (p *Provider) validate(ctx context.Context, b *Backend, ref string) (*ratifygo.Value, error) {
 	key := strconv.FormatUint(b.Generation, 10) + " " + ref
-	for attempt := 0; ; attempt++ {
-		v, err := p.validateOnce(ctx, b, key, ref)
-		if err != nil && attempt == 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			continue
+	v, again, err := p.validateOnce(ctx, b, key, ref)
+	if again {
+		v, again, err = p.validateOnce(ctx, b, key, ref)
+		if again {
+			err = fmt.Errorf("could not check %s: two merged checks in a row ran out of their budgets; Gatekeeper should deny it and retry later", ref)
 		}
-		return v, err
 	}
+	return v, err
 }
 
-func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string) (*ratifygo.Value, error) {
+// merged is a merged validation's result and the deadline it ran to.
+type merged struct {
+	value    *ratifygo.Value
+	deadline time.Time
+}
+
+func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string) (*ratifygo.Value, bool, error) {
 	deadline, _ := ctx.Deadline()
 	ch := p.group.DoChan(key, func() (any, error) {
 		// The merged call belongs to no single request: it keeps the
@@ -277,26 +284,34 @@ func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string
 		cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
 		if err := p.sem.Acquire(cctx, 1); err != nil {
-			return nil, &busyError{ref: ref, err: err}
+			return merged{deadline: deadline}, &busyError{ref: ref, err: err}
 		}
 		defer p.sem.Release(1)
-		return b.Validator.Validate(cctx, ref)
+		v, err := b.Validator.Validate(cctx, ref)
+		return merged{value: v, deadline: deadline}, err
 	})
 	budget := func() error {
 		return fmt.Errorf("could not check %s within the request budget (registry or AWS Signer too slow); Gatekeeper should deny it and retry later", ref)
 	}
 	select {
 	case res := <-ch:
-		if ctx.Err() != nil {
-			// Whatever came back was cut short by the same deadline.
-			return nil, budget()
+		m, _ := res.Val.(merged)
+		failed := res.Err != nil || m.value == nil || !m.value.Succeeded
+		if ctx.Err() != nil || (failed && !res.Shared && ratifygo.RanOut(deadline, time.Now())) {
+			// Whatever came back was cut short by this request's own
+			// deadline (the SDK gives up a little before it).
+			return nil, false, budget()
+		}
+		if res.Shared && failed && ratifygo.RanOut(m.deadline, time.Now()) {
+			// Another request's call that ran out of its budget.
+			return nil, true, nil
 		}
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, false, res.Err
 		}
-		return res.Val.(*ratifygo.Value), nil
+		return m.value, false, nil
 	case <-ctx.Done():
-		return nil, budget()
+		return nil, false, budget()
 	}
 }
 

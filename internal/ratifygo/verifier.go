@@ -91,7 +91,7 @@ func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify
 	select {
 	case res := <-ch:
 		f := res.Val.(flight)
-		if res.Shared && f.report.Verdict == verification.VerdictCouldNotCheck && !f.deadline.IsZero() && !v.now().Before(f.deadline) && ctx.Err() == nil {
+		if res.Shared && f.report.Verdict == verification.VerdictCouldNotCheck && ranOut(f.deadline, v.now()) && ctx.Err() == nil {
 			// The merged verification ran out of its first caller's
 			// earlier deadline; this caller still has time, so it checks
 			// for itself. (A Signer that fails fast is not asked again.)
@@ -102,6 +102,20 @@ func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify
 		return nil, ctx.Err()
 	}
 }
+
+// RanOutMargin: a merged call that ended this close to its deadline (or
+// after it) ran out of time rather than failing on its own; the SDK gives
+// up a little early when no retry fits in what is left.
+const RanOutMargin = 250 * time.Millisecond
+
+// ranOut tells whether a call with deadline d that ended at now ran out
+// of time.
+func ranOut(d, now time.Time) bool {
+	return !d.IsZero() && now.After(d.Add(-RanOutMargin))
+}
+
+// RanOut is ranOut for the provider's merged validations.
+func RanOut(d, now time.Time) bool { return ranOut(d, now) }
 
 // flight is a merged verification's outcome and the deadline it ran to.
 type flight struct {
