@@ -136,6 +136,8 @@ var slots = make(chan struct{}, parallelRuns)
 const (
 	envWrap   = "HOSTILE_WRAP_PLUGIN"
 	envRusage = "HOSTILE_RUSAGE_FILE"
+	// addressSpace caps a wrapped plugin's virtual memory.
+	addressSpace = 3 << 30
 )
 
 func wrap(bin string) int {
@@ -145,6 +147,13 @@ func wrap(bin string) int {
 		if !strings.HasPrefix(kv, envWrap+"=") && !strings.HasPrefix(kv, envRusage+"=") {
 			env = append(env, kv)
 		}
+	}
+	// A plugin that reads without bound must not take the machine with
+	// it: its address space is capped (far above maxRSSKiB; the run then
+	// fails with Go's out-of-memory error instead).
+	if err := syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: addressSpace, Max: addressSpace}); err != nil {
+		fmt.Fprintln(os.Stderr, "hostile wrapper: address space limit:", err)
+		return 125
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = env
