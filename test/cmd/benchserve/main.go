@@ -121,10 +121,15 @@ func run(bin string, runs, rssImages int) error {
 
 	fmt.Fprintf(os.Stderr, "signing %d images through the emulator and %d x509 images...\n", 2*runs+22+rssImages+2, runs+11)
 	digested := map[string]string{} // tag reference → digest reference
-	sign := func(repo string, n int) ([]string, error) {
+	// Each image in a repository of its own: the test registry answers a
+	// referrers listing by scanning the whole repository, which a real
+	// registry does not, so a shared repository would bill every request
+	// for the other images.
+	sign := func(prefix string, n int) ([]string, error) {
 		refs := make([]string, n)
 		for i := range refs {
-			ref, desc, err := s.PushImage(ctx, repo, "v"+strconv.Itoa(i))
+			repo := prefix + "-" + strconv.Itoa(i)
+			ref, desc, err := s.PushImage(ctx, repo, "v1")
 			if err != nil {
 				return nil, err
 			}
@@ -210,12 +215,12 @@ func run(bin string, runs, rssImages int) error {
 			t.measure(ctx, &t.podS, t.pod...)
 		}
 		floor.add(p384Floor())
-		d, err := registryTrips(ctx, s.Registry.Host+"/bench/serve", ours[i])
+		d, err := registryTrips(ctx, ours[i])
 		if err != nil {
 			return err
 		}
 		rtt.add(d)
-		d, err = warmTrips(ctx, s.Registry.Host+"/bench/serve", serve.warm)
+		d, err = warmTrips(ctx, serve.warm)
 		if err != nil {
 			return err
 		}
@@ -484,13 +489,14 @@ func notationImages(ctx context.Context, s *harness.Stack, dir string, n int, di
 	if err != nil {
 		return nil, "", err
 	}
-	img, err := s.Image("bench/notation")
-	if err != nil {
-		return nil, "", err
-	}
 	refs := make([]string, n)
 	for i := range refs {
-		ref, desc, err := s.PushImage(ctx, "bench/notation", "v"+strconv.Itoa(i))
+		repo := "bench/notation-" + strconv.Itoa(i)
+		img, err := s.Image(repo)
+		if err != nil {
+			return nil, "", err
+		}
+		ref, desc, err := s.PushImage(ctx, repo, "v1")
 		if err != nil {
 			return nil, "", err
 		}
@@ -506,7 +512,7 @@ func notationImages(ctx context.Context, s *harness.Stack, dir string, n int, di
 			return nil, "", err
 		}
 		refs[i] = ref
-		digested[ref] = s.Registry.Host + "/bench/notation@" + desc.Digest.String()
+		digested[ref] = s.Registry.Host + "/" + repo + "@" + desc.Digest.String()
 	}
 	certFile := filepath.Join(dir, "notation-ca.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Cert.Raw}), 0o600); err != nil {
@@ -518,8 +524,8 @@ func notationImages(ctx context.Context, s *harness.Stack, dir string, n int, di
 // registryTrips times the registry requests a cold check of ref makes
 // (resolve, list referrers, signature manifest, envelope, referrers of
 // the signature) with a plain oras-go client on a fresh connection.
-func registryTrips(ctx context.Context, repoName, ref string) (time.Duration, error) {
-	repo, err := remote.NewRepository(repoName)
+func registryTrips(ctx context.Context, ref string) (time.Duration, error) {
+	repo, err := remote.NewRepository(ref[:strings.LastIndex(ref, ":")])
 	if err != nil {
 		return 0, err
 	}
@@ -557,8 +563,8 @@ func registryTrips(ctx context.Context, repoName, ref string) (time.Duration, er
 // warmTrips times what a warm check by tag asks the registry: resolve the
 // tag and list the image's referrers, on a kept-alive connection as the
 // provider's.
-func warmTrips(ctx context.Context, repoName, ref string) (time.Duration, error) {
-	repo, err := remote.NewRepository(repoName)
+func warmTrips(ctx context.Context, ref string) (time.Duration, error) {
+	repo, err := remote.NewRepository(ref[:strings.LastIndex(ref, ":")])
 	if err != nil {
 		return 0, err
 	}
