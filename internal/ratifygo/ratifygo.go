@@ -149,7 +149,7 @@ type ValidateError struct {
 
 func (e *ValidateError) Error() string {
 	if errors.Is(e.Err, context.DeadlineExceeded) {
-		return fmt.Sprintf("could not check %s within the request budget (registry or AWS Signer too slow): %v", e.Ref, e.Err)
+		return fmt.Sprintf("could not check %s within the request budget (registry or AWS Signer too slow)", e.Ref)
 	}
 	return fmt.Sprintf("could not check %s: %s; %s", e.Ref, signature.Describe(e.Err), signature.Hint(e.Err))
 }

@@ -47,3 +47,41 @@ func TestRedirectLoopBounded(t *testing.T) {
 		t.Errorf("%d requests for one resolve", n)
 	}
 }
+
+// A registry error that echoes the credentials it was sent does not reach
+// the answer.
+func TestRegistryErrorTextNotRepeated(t *testing.T) {
+	const secret = "Basic c2VjcmV0OnBhc3N3b3Jk"
+	reg := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			// The tag resolves; listing its referrers fails.
+			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Docker-Content-Digest", "sha256:"+strings.Repeat("ab", 32))
+			w.Header().Set("Content-Length", "100")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`{"errors":[{"code":"DENIED","message":"you sent ` + secret + `"}]}`))
+	}))
+	defer reg.Close()
+	cfg, err := config.Decode([]byte(`{"trustPolicyDoc": {"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
+		"signatureVerification": {"level": "strict"}, "trustStores": ["signingAuthority:aws-signer-ts"],
+		"trustedIdentities": ["arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod"]}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.NoCache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Verifier: v, PlainHTTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.Validate(context.Background(), strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "referrers") {
+		t.Fatalf("error %v", err)
+	}
+	t.Log(err)
+}
