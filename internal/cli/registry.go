@@ -2,10 +2,10 @@ package cli
 
 import (
 	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/oci"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryauth"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryhttp"
 )
 
 // registryFlags are the flags of every command that talks to a registry.
@@ -18,7 +18,7 @@ type registryFlags struct {
 // credential store for every other host (internal/registryauth).
 func (a *app) ociOptions(f registryFlags) oci.Options {
 	client := &auth.Client{
-		Client:     retry.DefaultClient,
+		Client:     registryhttp.New(registryhttp.Options{}),
 		Cache:      auth.NewCache(),
 		Credential: registryauth.Credential(registryauth.Options{}),
 	}

@@ -21,8 +21,8 @@ import (
 	ratify "github.com/notaryproject/ratify-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryhttp"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
@@ -106,24 +106,11 @@ func New(o Options) (*Engine, error) {
 	return &Engine{store: store, resolved: &resolvedDigests{m: map[string]ocispec.Descriptor{}}, enforcer: enforcer, verifier: v}, nil
 }
 
-// MaxRedirects bounds the redirects of one registry request (a registry
-// sends a blob read to its storage once). oras-go's auth.Client replaces
-// net/http's default redirect policy, so without a policy of our own a
-// redirect loop would run until the deadline.
-const MaxRedirects = 5
-
 // registryClient is the HTTP client of registry requests: connections
 // kept for the many admissions that reach one registry, oras-go's retry
-// policy, at most MaxRedirects redirects.
+// policy, bounded redirects (internal/registryhttp).
 func registryClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: retry.NewTransport(t), CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if len(via) >= MaxRedirects {
-			return fmt.Errorf("stopped after %d redirects (last to %s); a registry redirects a request once", len(via), req.URL.Redacted())
-		}
-		return nil
-	}}
+	return registryhttp.New(registryhttp.Options{MaxIdleConnsPerHost: 64})
 }
 
 // Validate verifies the image ref names ("<registry>/<repository>:<tag>"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryhttp"
 )
 
 // A registry that redirects forever is given MaxRedirects redirects, not
@@ -43,7 +44,7 @@ func TestRedirectLoopBounded(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	// The retry transport may try each hop again on a 5xx, never on a redirect.
-	if n := hits.Load(); n > MaxRedirects+1 {
+	if n := hits.Load(); n > registryhttp.MaxRedirects+1 {
 		t.Errorf("%d requests for one resolve", n)
 	}
 }

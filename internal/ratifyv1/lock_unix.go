@@ -3,6 +3,7 @@
 package ratifyv1
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -15,7 +16,7 @@ var held []*os.File
 // lockSlot takes an exclusive, non-blocking flock on path and keeps it for
 // the rest of the process.
 func lockSlot(path string) bool {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return false
 	}
@@ -25,4 +26,23 @@ func lockSlot(path string) bool {
 	}
 	held = append(held, f)
 	return true
+}
+
+// ownPrivateDir accepts a real directory (not a link) owned by this user
+// that no other user can write.
+func ownPrivateDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	case ok && int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%s is owned by uid %d, not %d", dir, st.Uid, os.Geteuid())
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%s is writable by other users", dir)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package ratifyv1
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +16,8 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryhttp"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
@@ -104,16 +103,12 @@ func credentialFunc(p authprovider.AuthProvider, artifact string, log *Logger) a
 	return func(context.Context, string) (auth.Credential, error) { return get(), nil }
 }
 
-// httpClient is oras-go's retrying client; like Ratify's store it does not
-// verify TLS certificates of loopback registries (or of any registry with
-// useHttp, where TLS is not expected).
+// httpClient is the product's registry client (registryhttp: retries,
+// bounded redirects); like Ratify's store it does not verify TLS
+// certificates of loopback registries (or of any registry with useHttp,
+// where TLS is not expected).
 func httpClient(host string, useHTTP bool) *http.Client {
-	if !useHTTP && !isLoopback(host) {
-		return retry.DefaultClient
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // Ratify's behaviour for loopback registries
-	return &http.Client{Transport: retry.NewTransport(tr)}
+	return registryhttp.New(registryhttp.Options{InsecureSkipVerify: useHTTP || isLoopback(host)})
 }
 
 func isLoopback(hostport string) bool {

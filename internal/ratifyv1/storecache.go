@@ -85,6 +85,12 @@ func runDir(shared string) (dir string, temporary bool, err error) {
 		if err = os.MkdirAll(base, 0o700); err != nil {
 			continue
 		}
+		if err = ownPrivateDir(base); err != nil {
+			// A predictable name in a shared temporary directory: another
+			// user may have made it first, to plant links or an endless
+			// index.json. Use the next base.
+			continue
+		}
 		for i := 0; i < slots; i++ {
 			slot := filepath.Join(base, fmt.Sprintf("slot-%d", i))
 			if lockSlot(slot + ".lock") {
@@ -111,14 +117,33 @@ const maxSlotIndex = 32 << 10
 // killed while oras-go rewrote index.json (Ratify kills plugins at its
 // deadline) leaves it truncated, which would fail every later run in this
 // slot; and the layout is emptied once its index grows past maxSlotIndex.
+//
+// Nothing in a slot is followed: a slot that is not a directory of ours,
+// or an index.json that is not a regular file of at most maxSlotIndex
+// bytes, is removed first (Ratify's store would read the index whole).
 func healSlot(slot string) error {
-	index := filepath.Join(slot, "index.json")
-	if b, err := os.ReadFile(index); err == nil && (len(b) > maxSlotIndex || !json.Valid(b)) {
+	if fi, err := os.Lstat(slot); err == nil && (!fi.IsDir() || ownPrivateDir(slot) != nil) {
 		if err := os.RemoveAll(slot); err != nil {
 			return err
 		}
 	}
-	return os.MkdirAll(slot, 0o700)
+	index := filepath.Join(slot, "index.json")
+	if fi, err := os.Lstat(index); err == nil {
+		bad := !fi.Mode().IsRegular() || fi.Size() > maxSlotIndex
+		if !bad {
+			b, err := os.ReadFile(index)
+			bad = err != nil || !json.Valid(b)
+		}
+		if bad {
+			if err := os.RemoveAll(slot); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.MkdirAll(slot, 0o700); err != nil {
+		return err
+	}
+	return ownPrivateDir(slot)
 }
 
 func sweep(base string) {

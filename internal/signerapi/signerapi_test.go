@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,29 @@ func TestResponsesAreBounded(t *testing.T) {
 	err := revocationStatus(client(t, Options{Endpoint: "http://127.0.0.1:9"}, c))
 	if err == nil || !strings.Contains(err.Error(), "over 1048576 bytes") {
 		t.Fatalf("endless response: %v", err)
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var n int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n++
+		http.Redirect(w, r, "/again", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	f, err := NewFactory(Options{Endpoint: srv.URL, MaxAttempts: 3, MaxBackoff: time.Millisecond,
+		Base: &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret-access-key-of-40-characters", "")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Client(context.Background(), "us-west-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := revocationStatus(c); err == nil {
+		t.Fatal("a redirect was answered as success")
+	}
+	if n > 3 {
+		t.Fatalf("%d requests for a redirect loop, want at most the 3 attempts", n)
 	}
 }
