@@ -214,13 +214,132 @@ key_values(img) := [pair[1] |
 
 # ---------------------------------------------------------------- reports
 
-# Config policy (version "0.2.0"): verifierReports are verifier results.
-# Rego policy (version "1.1.0"): verifierReports are per-artifact reports
-# whose own verifierReports are the verifier results. Told apart by shape.
-reports(v) := array.concat(
+# Two value shapes, told apart without a parameter (they share no field):
+# Ratify v1 answers a boolean isSuccess; Ratify v2 and `awssigner serve`
+# answer no isSuccess, a boolean succeeded and artifactReports (a list, or
+# null for an image without signatures). A value with isSuccess is read as
+# v1 only. succeeded, like v1's isSuccess, is never the pass: the reports are.
+v1_value(v) if is_boolean(v.isSuccess)
+
+v2_value(v) if {
+	not v1_value(v)
+	is_null(object.get(v, "isSuccess", null))
+	is_boolean(v.succeeded)
+	report_list(v.artifactReports)
+}
+
+report_list(x) if is_array(x)
+
+report_list(x) if is_null(x)
+
+reports(v) := v1_reports(v) if v1_value(v)
+
+reports(v) := v2_reports(v) if v2_value(v)
+
+reports(v) := [] if {
+	not v1_value(v)
+	not v2_value(v)
+}
+
+# Ratify v1, config policy (version "0.2.0"): verifierReports are verifier
+# results. Rego policy (version "1.1.0"): verifierReports are per-artifact
+# reports whose own verifierReports are the verifier results. Told apart by
+# shape.
+v1_reports(v) := array.concat(
 	[r | some r in as_array(v.verifierReports); is_object(r); not is_array(object.get(r, "verifierReports", null))],
 	[r | some n in as_array(v.verifierReports); is_object(n); some r in as_array(n.verifierReports); is_object(r)],
 )
+
+# Ratify v2: artifactReports[*] (one per referrer of the image) and their
+# nested artifactReports, at any depth, each with results; every result
+# becomes a report in v1's terms, so one set of rules reads both. Only
+# reports about the image itself count (the subject of the top-level
+# report): a nested report about another artifact (a signature of an SBOM
+# attached to the image) is not the image's signature and is left out, as
+# v1's nestedReports are.
+v2_reports(v) := [r |
+	tops := as_array(v.artifactReports)
+	walk(tops, [path, node])
+	report_path(path)
+	is_object(node)
+	is_object(tops[path[0]])
+	node.subject == tops[path[0]].subject
+	some res in as_array(node.results)
+	is_object(res)
+	r := v2_report(node, res)
+]
+
+# Paths of artifact reports inside artifactReports: [i], [i,
+# "artifactReports", j], ... (not the results or anything else walked).
+report_path(path) if {
+	count(path) % 2 == 1
+	every i, x in path {
+		report_step(i, x)
+	}
+}
+
+report_step(i, x) if {
+	i % 2 == 0
+	is_number(x)
+}
+
+report_step(i, x) if {
+	i % 2 == 1
+	x == "artifactReports"
+}
+
+# One v2 result as a v1 report. detail is our verification.Report as a JSON
+# string; anything else reads as {} and so cannot pass (fail closed). It
+# passes only with no errorReason and verdict "verified".
+v2_report(rep, res) := r if {
+	ext := detail_of(res)
+	r := {
+		"name": object.get(res, "verifierName", ""),
+		"subject": object.get(rep, "subject", ""),
+		"isSuccess": v2_passed(res, ext),
+		"message": object.get(res, "description", ""),
+		"errorReason": v2_error_reason(res, ext),
+		"extensions": with_subject_digest(ext, rep),
+	}
+}
+
+detail_of(res) := x if {
+	d := res.detail
+	is_string(d)
+	json.is_valid(d)
+	x := json.unmarshal(d)
+	is_object(x)
+} else := {}
+
+v2_passed(res, ext) if {
+	object.get(res, "errorReason", "") == ""
+	ext.verdict == "verified"
+} else := false
+
+# errorReason as answered; when there is none and the detail is no
+# verification report, a reason saying so (so a refusal is never silent).
+v2_error_reason(res, _) := e if {
+	e := res.errorReason
+	e != ""
+} else := e if {
+	not has_verdict(detail_of(res))
+	e := sprintf("its detail is not a verification report (a JSON object with a verdict): %s", [short_json(object.get(res, "detail", null))])
+} else := object.get(res, "errorReason", "")
+
+has_verdict(ext) if is_string(ext.verdict)
+
+# The subject digest: the detail's, else the one after "@" in the artifact
+# report's subject (ratify-go names the subject by digest).
+with_subject_digest(ext, rep) := ext if {
+	d := ext.subjectDigest
+	is_string(d)
+	d != ""
+} else := object.union(ext, {"subjectDigest": d}) if {
+	s := rep.subject
+	is_string(s)
+	d := digest_of(s)
+	d != ""
+} else := ext
 
 is_ours(r) if {
 	some field in ["name", "type", "verifierName", "verifierType"]
@@ -386,10 +505,11 @@ value_problem(v) := p if {
 		"reason": sprintf("Ratify's answer for it is not an object: %s", [short_json(v)]),
 	}
 } else := p if {
-	not is_boolean(object.get(v, "isSuccess", null))
+	not v1_value(v)
+	not v2_value(v)
 	p := {
 		"code": "malformed_response",
-		"reason": sprintf("Ratify's answer for it has no boolean isSuccess: %s", [short_json(v)]),
+		"reason": sprintf("Ratify's answer for it has neither a boolean isSuccess (Ratify v1) nor a boolean succeeded with artifactReports (Ratify v2, awssigner serve): %s", [short_json(v)]),
 	}
 } else := p if {
 	count(ours(v)) == 0

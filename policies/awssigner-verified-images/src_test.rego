@@ -423,7 +423,7 @@ test_malformed_value_is_success_missing if {
 	vs := violation with input as review(pod([ctr("app", img("noissuccess"))])) with external_data as mock_flat
 	reasons(vs) == {"malformed_response"}
 	some v in vs
-	contains(v.msg, "Ratify's answer for it has no boolean isSuccess: {")
+	contains(v.msg, "Ratify's answer for it has neither a boolean isSuccess (Ratify v1) nor a boolean succeeded with artifactReports (Ratify v2, awssigner serve): {")
 }
 
 test_malformed_value_is_success_string if {
@@ -801,4 +801,179 @@ test_other_verifier_words_are_clipped if {
 test_registry_auth_failed_from_a_dedicated_plugin_reason if {
 	vs := violation with input as review(pod([ctr("app", img("authreason"))])) with external_data as mock_flat
 	reasons(vs) == {"registry_auth_failed"}
+}
+
+# ---------------------------------------------------------------- Ratify v2 shape (awssigner serve)
+
+# ratify-go's subject: the image by digest.
+serve_subject := "registry.example.com/team/app@sha256:5a1f0c3e9b7d"
+
+# Our verification.Report as internal/ratifygo writes it into detail.
+serve_detail(verdict, profile, status, reason, check, msg) := json.marshal(object.union(
+	{
+		"verified": verdict == "verified",
+		"verificationLevel": "strict",
+		"signingProfileArn": profile,
+		"revocationStatus": status,
+		"signatureDigest": "sha256:4b1c9e0d7a6f",
+		"verdict": verdict,
+		"message": msg,
+	},
+	serve_reason(reason, check),
+))
+
+serve_reason(reason, _) := {} if reason == ""
+
+serve_reason(reason, check) := {"reason": reason, "failedCheck": check} if reason != ""
+
+# One result of ours: errorReason is the message unless verified.
+serve_result(verdict, profile, status, reason, check, msg) := object.union(
+	{"verifierName": "awssigner", "description": msg, "detail": serve_detail(verdict, profile, status, reason, check, msg)},
+	serve_error(verdict, msg),
+)
+
+serve_error(verdict, _) := {} if verdict == "verified"
+
+serve_error(verdict, msg) := {"errorReason": msg} if verdict != "verified"
+
+serve_ok(profile, status) := serve_result("verified", profile, status, "", "", concat("", ["AWS Signer signature sha256:4b1c9e0d7a verified (level strict): signed by AWS Signer profile ", profile, "; revocation: ", status]))
+
+serve_report(results) := {"subject": serve_subject, "artifact": "sha256:4b1c9e0d7a6f", "results": results}
+
+serve_value(ok, reps) := {"succeeded": ok, "artifactReports": reps}
+
+serve_notation := {"verifierName": "notation", "description": "Failed to validate the Notation signature", "errorReason": "no applicable trust policy"}
+
+# Answers of awssigner serve, by tag.
+serve_answers := {
+	"signed": serve_value(true, [serve_report([serve_ok(team, "notRevoked")])]),
+	"other": serve_value(true, [serve_report([serve_ok(other_profile, "notRevoked")])]),
+	"unavailable": serve_value(true, [serve_report([serve_ok(team, "unavailable")])]),
+	"revoked": serve_value(false, [serve_report([serve_result("refused", team, "revoked", "signatureRevoked", "revocation", revoked_msg)])]),
+	"awsdown": serve_value(false, [serve_report([serve_result("couldNotCheck", team, "notChecked", "revocationUnavailable", "revocation", "AWS Signer signature sha256:4b1c9e0d7a could not be checked: GetRevocationStatus in us-west-2 failed: dial tcp 10.0.0.1:443: i/o timeout")])]),
+	"unsigned": {"succeeded": false, "artifactReports": null},
+	"emptyreports": serve_value(false, []),
+	"notationonly": serve_value(true, [serve_report([serve_notation])]),
+	# Claims success everywhere, but the detail is not a report.
+	"notjson": serve_value(true, [serve_report([{"verifierName": "awssigner", "description": "verified", "detail": "{not json"}])]),
+	"notobject": serve_value(true, [serve_report([{"verifierName": "awssigner", "description": "verified", "detail": "[\"verified\"]"}])]),
+	"objectdetail": serve_value(true, [serve_report([{"verifierName": "awssigner", "description": "verified", "detail": {"verdict": "verified"}}])]),
+	"nodetail": serve_value(true, [serve_report([{"verifierName": "awssigner", "description": "verified"}])]),
+	"errorreason": serve_value(true, [serve_report([object.union(serve_ok(team, "notRevoked"), {"errorReason": "late failure"})])]),
+	# A refused signature, and a good one found only in a nested report.
+	"nested": serve_value(true, [object.union(serve_report([serve_result("refused", other_profile, "revoked", "signatureRevoked", "revocation", "first refused")]), {"artifactReports": [object.union(serve_report([serve_notation]), {"artifactReports": [serve_report([serve_ok(team, "notRevoked")])]})]})]),
+	# A signed SBOM attached to an unsigned image: the nested report is
+	# about the SBOM, not the image.
+	"sbomsig": serve_value(true, [object.union(serve_report([]), {"artifact": "sha256:0bb0e1", "artifactReports": [object.union(serve_report([serve_ok(team, "notRevoked")]), {"subject": "registry.example.com/team/app@sha256:0bb0e1"})]})]),
+	"twosigs": serve_value(true, [serve_report([serve_result("refused", other_profile, "revoked", "signatureRevoked", "revocation", "first refused")]), serve_report([serve_ok(team, "notRevoked")])]),
+	"withdigest": serve_value(false, [serve_report([object.union(serve_result("refused", team, "revoked", "signatureRevoked", "revocation", revoked_msg), {"detail": json.marshal({"verdict": "refused", "subjectDigest": "sha256:feedface", "revocationStatus": "revoked"})})])]),
+	# Both shapes' fields: read as v1 only (no verifierReports: unsigned).
+	"both": {"isSuccess": false, "succeeded": true, "artifactReports": [serve_report([serve_ok(team, "notRevoked")])]},
+	"succeededstring": {"succeeded": "true", "artifactReports": [serve_report([serve_ok(team, "notRevoked")])]},
+	"noartifactreports": {"succeeded": true},
+}
+
+mock_v2(req) := gatekeeper_response([[k, v] | some k in req.keys; v := serve_answers[tag(k)]], [])
+
+serve_violations(t, params) := vs if {
+	vs := violation with input as review_with(pod([ctr("app", img(t))]), params) with external_data as mock_v2
+}
+
+test_v2_signed_allowed if {
+	count(serve_violations("signed", {})) == 0
+	count(serve_violations("twosigs", {})) == 0
+}
+
+test_v2_refused_carries_message if {
+	vs := serve_violations("revoked", {})
+	msgs(vs) == {concat("", ["image \"registry.example.com/team/app:revoked\" in container \"app\" (containers) is not allowed: the \"awssigner\" verifier refused it: ", revoked_msg, " [digest sha256:5a1f0c3e9b7d]"])}
+	reasons(vs) == {"verification_failed"}
+	some v in vs
+	v.details.digest == "sha256:5a1f0c3e9b7d"
+}
+
+test_v2_subject_digest_from_detail_first if {
+	some v in serve_violations("withdigest", {})
+	v.details.digest == "sha256:feedface"
+}
+
+test_v2_could_not_check_classified if {
+	vs := serve_violations("awsdown", {})
+	reasons(vs) == {"aws_unreachable"}
+	some v in vs
+	contains(v.msg, "GetRevocationStatus in us-west-2 failed")
+	contains(v.msg, "signer:GetRevocationStatus")
+}
+
+test_v2_unsigned if {
+	vs := serve_violations("unsigned", {})
+	msgs(vs) == {"image \"registry.example.com/team/app:unsigned\" in container \"app\" (containers) is not allowed: it has no signature: Ratify found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it"}
+	reasons(serve_violations("emptyreports", {})) == {"unsigned"}
+}
+
+test_v2_other_verifier_only if {
+	vs := serve_violations("notationonly", {})
+	reasons(vs) == {"verifier_absent"}
+	some v in vs
+	contains(v.msg, "Ratify ran notation on its signature instead of the \"awssigner\" verifier (it says: Failed to validate the Notation signature (no applicable trust policy))")
+}
+
+test_v2_malformed_detail_each_denied if {
+	every t in ["notjson", "notobject", "objectdetail", "nodetail"] {
+		vs := serve_violations(t, {})
+		reasons(vs) == {"verification_failed"}
+		some v in vs
+		contains(v.msg, "the \"awssigner\" verifier refused it: verified (its detail is not a verification report (a JSON object with a verdict): ")
+	}
+}
+
+test_v2_error_reason_with_verified_detail_denied if {
+	vs := serve_violations("errorreason", {})
+	reasons(vs) == {"verification_failed"}
+	some v in vs
+	contains(v.msg, "late failure")
+}
+
+test_v2_nested_reports if {
+	count(serve_violations("nested", {})) == 0
+	count(serve_violations("nested", {"allowedSigningProfiles": [team]})) == 0
+	reasons(serve_violations("nested", {"allowedSigningProfiles": [other_profile]})) == {"signing_profile_not_allowed"}
+	r := reports(serve_answers.nested)
+	[x.name | some x in r] == ["awssigner", "notation", "awssigner"]
+}
+
+test_v2_nested_report_about_another_artifact_does_not_count if {
+	reasons(serve_violations("sbomsig", {})) == {"unsigned"}
+	count(reports(serve_answers.sbomsig)) == 0
+}
+
+test_v2_allowed_signing_profiles if {
+	vs := serve_violations("other", {"allowedSigningProfiles": [team]})
+	msgs(vs) == {"image \"registry.example.com/team/app:other\" in container \"app\" (containers) is not allowed: it is signed by signing profile \"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other\", which is not in allowedSigningProfiles [\"arn:aws:signer:us-west-2:111122223333:/signing-profiles/Team\"] [digest sha256:5a1f0c3e9b7d]"}
+	count(serve_violations("other", {"allowedSigningProfiles": [upper(other_profile)]})) == 0
+	reasons(serve_violations("twosigs", {"allowedSigningProfiles": [other_profile]})) == {"signing_profile_not_allowed"}
+}
+
+test_v2_require_revocation_check if {
+	count(serve_violations("unavailable", {})) == 0
+	vs := serve_violations("unavailable", {"requireRevocationCheck": true})
+	reasons(vs) == {"revocation_not_checked"}
+	count(serve_violations("signed", {"requireRevocationCheck": true})) == 0
+}
+
+test_v2_succeeded_is_not_the_pass if {
+	# succeeded true without a passing report of ours: denied.
+	reasons(serve_violations("notationonly", {})) == {"verifier_absent"}
+	reasons(serve_violations("notjson", {})) == {"verification_failed"}
+}
+
+test_v2_shape_detection if {
+	reasons(serve_violations("both", {})) == {"unsigned"}
+	reasons(serve_violations("succeededstring", {})) == {"malformed_response"}
+	reasons(serve_violations("noartifactreports", {})) == {"malformed_response"}
+}
+
+test_v2_custom_verifier_name if {
+	count(serve_violations("signed", {"verifierName": "awssigner"})) == 0
+	reasons(serve_violations("signed", {"verifierName": "verifier-awssigner"})) == {"verifier_absent"}
 }
