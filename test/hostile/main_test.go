@@ -322,10 +322,9 @@ type want struct {
 	// gap, when set, names a known gap (issue 11) in the product: a wrong
 	// isSuccess, verdict, reason, revocation status, cache use or warning
 	// is then logged as a gap instead of failing, unless HOSTILE_NO_GAPS=1.
-	// One JSON line, no panic and no credential are always enforced; the
-	// deadline and the memory bound too, unless boundsGap names a known gap
-	// (same rule).
-	gap, boundsGap string
+	// The deadline, one JSON line, no panic, no credential and the memory
+	// bound are always enforced.
+	gap string
 }
 
 func yes() *bool { b := true; return &b }
@@ -336,17 +335,6 @@ func check(t *testing.T, name string, o outcome, w want) {
 	t.Helper()
 	record(name, o)
 	noGaps := os.Getenv("HOSTILE_NO_GAPS") == "1"
-	bounds := t.Errorf
-	if w.boundsGap != "" && !noGaps {
-		bounds = func(format string, args ...any) {
-			t.Logf("KNOWN GAP (%s): "+format, append([]any{w.boundsGap}, args...)...)
-			noteGap(name)
-		}
-	}
-	if o.err != nil && w.boundsGap != "" && !noGaps {
-		bounds("run: %v", o.err)
-		return
-	}
 	if o.err != nil {
 		t.Fatalf("run: %v\nstdout %s\nstderr %s", o.err, o.stdout, tail(o.stderr))
 	}
@@ -365,11 +353,11 @@ func check(t *testing.T, name string, o outcome, w want) {
 		if own > 0 && own <= deadline-loadMargin && o.took < deadline+loadSlack {
 			t.Logf("LOADED MACHINE: answered after %s, %s of it in the plugin; Ratify gives up at %s", o.took.Round(time.Millisecond), own, deadline)
 		} else {
-			bounds("answered after %s (%s of it in the plugin); Ratify gives up at %s", o.took.Round(time.Millisecond), own, deadline)
+			t.Errorf("answered after %s (%s of it in the plugin); Ratify gives up at %s", o.took.Round(time.Millisecond), own, deadline)
 		}
 	}
 	if o.rssKiB > maxRSSKiB {
-		bounds("peak RSS %.1f MiB, over %d MiB", float64(o.rssKiB)/1024, maxRSSKiB>>10)
+		t.Errorf("peak RSS %.1f MiB, over %d MiB", float64(o.rssKiB)/1024, maxRSSKiB>>10)
 	}
 	if strings.Contains(o.stderr, "panic:") || strings.Contains(o.stderr, "goroutine ") {
 		t.Errorf("panic on stderr:\n%s", tail(o.stderr))
@@ -439,17 +427,6 @@ func refused(reasons ...string) want {
 }
 func couldNotCheck(reasons ...string) want {
 	return want{verdict: "couldNotCheck", reasons: reasons}
-}
-
-// softly fails t, or, for a known gap (unless HOSTILE_NO_GAPS=1), logs.
-func softly(t *testing.T, gap, format string, args ...any) {
-	t.Helper()
-	if gap != "" && os.Getenv("HOSTILE_NO_GAPS") != "1" {
-		t.Logf("KNOWN GAP (%s): "+format, append([]any{gap}, args...)...)
-		noteGap(t.Name())
-		return
-	}
-	t.Errorf(format, args...)
 }
 
 // gapped marks w as a known gap.
