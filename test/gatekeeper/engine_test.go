@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
 )
 
 // One provider setup per test binary: external_data is a process-global
@@ -37,6 +38,7 @@ import (
 var env struct {
 	stack     *harness.Stack
 	server    *harness.Server
+	serve     *serve.Process
 	client    *constraintclient.Client
 	providers *externaldata.ProviderCache
 	caBundle  string
@@ -56,6 +58,9 @@ func TestMain(m *testing.M) {
 	}
 	if env.server != nil {
 		env.server.Stop()
+	}
+	if env.serve != nil {
+		env.serve.Stop()
 	}
 	if env.stack != nil {
 		env.stack.Close()
@@ -87,7 +92,8 @@ func setup(m *testing.M) (int, error) {
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		return 1, err
 	}
-	if _, err := harness.PluginBinary(pluginDir); err != nil {
+	plugin, err := harness.PluginBinary(pluginDir)
+	if err != nil {
 		return 1, err
 	}
 	s, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
@@ -110,6 +116,9 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	if err := newClient(); err != nil {
+		return 1, err
+	}
+	if err := startServe(ctx, plugin, dir); err != nil {
 		return 1, err
 	}
 	return m.Run(), nil
