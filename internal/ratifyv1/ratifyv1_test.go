@@ -3,12 +3,15 @@ package ratifyv1
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ratify-project/ratify/pkg/common"
+	"github.com/ratify-project/ratify/pkg/common/oras/authprovider"
 	storeconfig "github.com/ratify-project/ratify/pkg/referrerstore/config"
+	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
@@ -62,5 +65,31 @@ func TestVerifierResultCarriesTheReport(t *testing.T) {
 	rep := out.Extensions.(verification.Report)
 	if rep.Verdict != verification.VerdictCouldNotCheck || rep.Reason != verification.ReasonRegistry || rep.RevocationStatus != verification.RevocationNotChecked || rep.DurationMs != 3 || rep.Message != "" {
 		t.Fatalf("extensions %+v", rep)
+	}
+}
+
+// hangingProvider is an auth provider that answers only when its context
+// ends (an AWS call that never returns).
+type hangingProvider struct{}
+
+func (hangingProvider) Enabled(context.Context) bool { return true }
+func (hangingProvider) Provide(ctx context.Context, _ string) (authprovider.AuthConfig, error) {
+	<-ctx.Done()
+	return authprovider.AuthConfig{}, ctx.Err()
+}
+
+func TestCredentialsAreAskedUnderTheRunsDeadline(t *testing.T) {
+	f := credentialFunc(hangingProvider{}, "registry.example.com/team/app:v1", NewLogger(io.Discard))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan auth.Credential, 1)
+	go func() { c, _ := f(ctx, "registry.example.com"); done <- c }()
+	select {
+	case c := <-done:
+		if c != auth.EmptyCredential {
+			t.Fatalf("credential %+v", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the auth provider was not held to the context")
 	}
 }

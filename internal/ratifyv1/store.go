@@ -17,6 +17,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/redact"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryhttp"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
@@ -88,19 +89,32 @@ func openRepository(sc *storeconfig.StoreConfig, subject common.Reference, versi
 // credentialFunc asks the auth provider once, on first need; a failure
 // falls back to anonymous access, as Ratify's store does.
 func credentialFunc(p authprovider.AuthProvider, artifact string, log *Logger) auth.CredentialFunc {
-	get := sync.OnceValue(func() auth.Credential {
-		if p == nil || !p.Enabled(context.Background()) {
+	var (
+		mu   sync.Mutex
+		done bool
+		cred auth.Credential
+	)
+	// The provider is asked under the request's context, so a provider
+	// that calls AWS (awsEcrBasic) is held to the run's deadline too.
+	return func(ctx context.Context, _ string) (auth.Credential, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return cred, nil
+		}
+		done = true
+		if p == nil || !p.Enabled(ctx) {
 			log.Warn("Ratify's auth provider is not enabled; reading %s anonymously", artifact)
-			return auth.EmptyCredential
+			return cred, nil
 		}
-		ac, err := p.Provide(context.Background(), artifact)
+		ac, err := p.Provide(ctx, artifact)
 		if err != nil {
-			log.Warn("Ratify's auth provider gave no credentials for %s (%v); reading anonymously", artifact, err)
-			return auth.EmptyCredential
+			log.Warn("Ratify's auth provider gave no credentials for %s (%s); reading anonymously", artifact, redact.Text(err.Error()))
+			return cred, nil
 		}
-		return auth.Credential{Username: ac.Username, Password: ac.Password, RefreshToken: ac.IdentityToken}
-	})
-	return func(context.Context, string) (auth.Credential, error) { return get(), nil }
+		cred = auth.Credential{Username: ac.Username, Password: ac.Password, RefreshToken: ac.IdentityToken}
+		return cred, nil
+	}
 }
 
 // httpClient is the product's registry client (registryhttp: retries,
