@@ -23,23 +23,10 @@ func TestRedirectLoopBounded(t *testing.T) {
 		http.Redirect(w, r, r.URL.Path+"x", http.StatusTemporaryRedirect)
 	}))
 	defer reg.Close()
-	cfg, err := config.Decode([]byte(`{"trustPolicyDoc": {"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
-		"signatureVerification": {"level": "strict"}, "trustStores": ["signingAuthority:aws-signer-ts"],
-		"trustedIdentities": ["arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod"]}]}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.NoCache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Options{Verifier: v, PlainHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := plainEngine(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err = e.Validate(ctx, strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
+	_, err := e.Validate(ctx, strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
 	if err == nil || !strings.Contains(err.Error(), "stopped after 5 redirects") {
 		t.Fatalf("error %v", err)
 	}
@@ -66,6 +53,18 @@ func TestRegistryErrorTextNotRepeated(t *testing.T) {
 		w.Write([]byte(`{"errors":[{"code":"DENIED","message":"you sent ` + secret + `"}]}`))
 	}))
 	defer reg.Close()
+	e := plainEngine(t)
+	_, err := e.Validate(context.Background(), strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "referrers") {
+		t.Fatalf("error %v", err)
+	}
+	t.Log(err)
+}
+
+// plainEngine is an Engine over plain HTTP with a strict policy trusting
+// one profile and no revocation cache.
+func plainEngine(t *testing.T) *Engine {
+	t.Helper()
 	cfg, err := config.Decode([]byte(`{"trustPolicyDoc": {"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
 		"signatureVerification": {"level": "strict"}, "trustStores": ["signingAuthority:aws-signer-ts"],
 		"trustedIdentities": ["arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod"]}]}}`))
@@ -80,9 +79,5 @@ func TestRegistryErrorTextNotRepeated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.Validate(context.Background(), strings.TrimPrefix(reg.URL, "http://")+"/team/app:v1")
-	if err == nil || strings.Contains(err.Error(), "c2VjcmV0") || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "referrers") {
-		t.Fatalf("error %v", err)
-	}
-	t.Log(err)
+	return e
 }

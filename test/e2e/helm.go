@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/release"
 	authv1 "k8s.io/api/authentication/v1"
@@ -32,15 +33,8 @@ import (
 // the cluster's capabilities and lookups, creates the objects, runs the
 // hooks (waiting for hook Jobs) and records the release.
 func HelmInstall(ctx context.Context, cp *ControlPlane, chartDir, name, ns string, vals map[string]any, logf func(string, ...any)) (*release.Release, error) {
-	ch, err := loader.Load(chartDir)
+	cfg, ch, v, err := helmAction(cp, chartDir, ns, vals, logf)
 	if err != nil {
-		return nil, err
-	}
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &cp.Kubeconfig
-	flags.Namespace = &ns
-	cfg := new(action.Configuration)
-	if err := cfg.Init(flags, ns, "secret", logf); err != nil {
 		return nil, err
 	}
 	inst := action.NewInstall(cfg)
@@ -48,35 +42,47 @@ func HelmInstall(ctx context.Context, cp *ControlPlane, chartDir, name, ns strin
 	inst.Namespace = ns
 	inst.Wait = true
 	inst.Timeout = 3 * time.Minute
-	// Values go through JSON so they have the types Helm's YAML loader gives.
-	b, _ := json.Marshal(vals)
-	var v map[string]any
-	json.Unmarshal(b, &v)
 	return inst.RunWithContext(ctx, ch, v)
 }
 
 // HelmUpgrade is `helm upgrade --wait` of the release name to chartDir with
 // vals (Helm's own upgrade action, as HelmInstall).
 func HelmUpgrade(ctx context.Context, cp *ControlPlane, chartDir, name, ns string, vals map[string]any, logf func(string, ...any)) (*release.Release, error) {
-	ch, err := loader.Load(chartDir)
+	cfg, ch, v, err := helmAction(cp, chartDir, ns, vals, logf)
 	if err != nil {
-		return nil, err
-	}
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig = &cp.Kubeconfig
-	flags.Namespace = &ns
-	cfg := new(action.Configuration)
-	if err := cfg.Init(flags, ns, "secret", logf); err != nil {
 		return nil, err
 	}
 	up := action.NewUpgrade(cfg)
 	up.Namespace = ns
 	up.Wait = true
 	up.Timeout = 3 * time.Minute
-	b, _ := json.Marshal(vals)
-	var v map[string]any
-	json.Unmarshal(b, &v)
 	return up.RunWithContext(ctx, name, ch, v)
+}
+
+// helmAction loads the chart and a Helm action configuration for the
+// control plane's kubeconfig. Values go through JSON so they have the
+// types Helm's YAML loader gives.
+func helmAction(cp *ControlPlane, chartDir, ns string, vals map[string]any, logf func(string, ...any)) (*action.Configuration, *chart.Chart, map[string]any, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig = &cp.Kubeconfig
+	flags.Namespace = &ns
+	cfg := new(action.Configuration)
+	if err := cfg.Init(flags, ns, "secret", logf); err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, ch, v, nil
 }
 
 // JobRunner stands in for the kubelet and the Job controller for the

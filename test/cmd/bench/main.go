@@ -13,12 +13,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha512"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
@@ -28,11 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
-	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 )
 
 var (
@@ -99,7 +91,12 @@ func run(bin string, runs int) error {
 		"revocation": map[string]any{"timeout": "2s", "cacheTTL": "1h", "cacheDir": cacheDir},
 	})
 	// The equivalent image signed for Ratify's built-in notation verifier.
-	nref, certFile, err := notationImage(ctx, s, dir)
+	signer, err := harness.NewNotationSigner(dir)
+	if err != nil {
+		return err
+	}
+	certFile := signer.CertFile
+	nref, _, err := signer.Push(ctx, s, "bench/notation")
 	if err != nil {
 		return err
 	}
@@ -241,44 +238,6 @@ func execPlugin(plugin string, env []string, stdin []byte) (time.Duration, int64
 	return d, rss, out.Bytes(), nil
 }
 
-// notationImage pushes an image signed the way Ratify's built-in notation
-// verifier checks without a plugin: scheme notary.x509 under an x509 CA,
-// P-384, same chain length. It returns the image reference and the CA file.
-func notationImage(ctx context.Context, s *harness.Stack, dir string) (string, string, error) {
-	ref, desc, err := s.PushImage(ctx, "bench/notation", "v1")
-	if err != nil {
-		return "", "", err
-	}
-	ca, err := sigkit.NewCA("Bench x509")
-	if err != nil {
-		return "", "", err
-	}
-	chain, key, err := ca.Chain("us-west-2", time.Now())
-	if err != nil {
-		return "", "", err
-	}
-	env, err := sigkit.Build(sigkit.Spec{
-		Subject: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
-		Chain:   chain, Key: key, Scheme: sigkit.SchemeX509,
-		Delete: []string{sigkit.HeaderVerificationPlugin, sigkit.HeaderProfileVersion, sigkit.HeaderSigningJob},
-	})
-	if err != nil {
-		return "", "", err
-	}
-	img, err := s.Image("bench/notation")
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := img.PushSignature(ctx, desc, env.Raw, signature.MediaTypeJWS, nil); err != nil {
-		return "", "", err
-	}
-	certFile := filepath.Join(dir, "notation-ca.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Cert.Raw}), 0o600); err != nil {
-		return "", "", err
-	}
-	return ref, certFile, nil
-}
-
 // buildNoop builds a static binary that exits at once: the floor of any
 // plugin run (fork, exec, Go runtime start) on this machine.
 func buildNoop(dir string) (string, error) {
@@ -302,21 +261,12 @@ func buildNoop(dir string) (string, error) {
 	return out, nil
 }
 
-// p384Floor times 5 bare P-384 ECDSA verifications (envelope + 4
-// certificate links), the cryptography no verifier can skip.
+// p384Floor times the P-384 floor runs times.
 func p384Floor(runs int) *stats {
 	st := &stats{name: "anchor: P-384 floor, 5 verifications in-process"}
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	sum := sha512.Sum384([]byte("payload"))
-	sig, _ := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	floor := harness.P384Floor()
 	for i := 0; i < runs; i++ {
-		start := time.Now()
-		for j := 0; j < 5; j++ {
-			if !ecdsa.VerifyASN1(&key.PublicKey, sum[:], sig) {
-				panic("P-384 verification failed")
-			}
-		}
-		st.add(time.Since(start))
+		st.add(floor())
 	}
 	return st
 }

@@ -14,12 +14,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha512"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,7 +36,6 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/signature"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 	servetest "github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
-	"github.com/ratify-aws-signer/ratify-aws-signer/test/sigkit"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/signeremu"
 )
 
@@ -205,6 +199,7 @@ func run(bin string, runs, rssImages int) error {
 		}
 	}
 	floor := &stats{}
+	p384 := harness.P384Floor()
 	rtt := &stats{}
 	warmRTT := &stats{}
 	for i := 0; i < runs; i++ {
@@ -214,7 +209,7 @@ func run(bin string, runs, rssImages int) error {
 			t.measure(ctx, &t.digestS, t.warmDigest)
 			t.measure(ctx, &t.podS, t.pod...)
 		}
-		floor.add(p384Floor())
+		floor.add(p384())
 		d, err := registryTrips(ctx, ours[i])
 		if err != nil {
 			return err
@@ -477,48 +472,24 @@ func clientFor(pki *harness.PKI) (*http.Client, error) {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 200}, Timeout: 30 * time.Second}, nil
 }
 
-// notationImages pushes n images signed the way Ratify's built-in notation
-// verifier checks without a plugin: scheme notary.x509 under an x509 CA,
-// P-384, the same chain length as AWS Signer's.
+// notationImages pushes n images signed for Ratify's built-in notation
+// verifier (harness.NotationSigner), each in a repository of its own.
 func notationImages(ctx context.Context, s *harness.Stack, dir string, n int, digested map[string]string) ([]string, string, error) {
-	ca, err := sigkit.NewCA("Bench x509")
-	if err != nil {
-		return nil, "", err
-	}
-	chain, key, err := ca.Chain("us-west-2", time.Now())
+	signer, err := harness.NewNotationSigner(dir)
 	if err != nil {
 		return nil, "", err
 	}
 	refs := make([]string, n)
 	for i := range refs {
 		repo := "bench/notation-" + strconv.Itoa(i)
-		img, err := s.Image(repo)
+		ref, desc, err := signer.Push(ctx, s, repo)
 		if err != nil {
-			return nil, "", err
-		}
-		ref, desc, err := s.PushImage(ctx, repo, "v1")
-		if err != nil {
-			return nil, "", err
-		}
-		env, err := sigkit.Build(sigkit.Spec{
-			Subject: ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size},
-			Chain:   chain, Key: key, Scheme: sigkit.SchemeX509,
-			Delete: []string{sigkit.HeaderVerificationPlugin, sigkit.HeaderProfileVersion, sigkit.HeaderSigningJob},
-		})
-		if err != nil {
-			return nil, "", err
-		}
-		if _, err := img.PushSignature(ctx, desc, env.Raw, signature.MediaTypeJWS, nil); err != nil {
 			return nil, "", err
 		}
 		refs[i] = ref
 		digested[ref] = s.Registry.Host + "/" + repo + "@" + desc.Digest.String()
 	}
-	certFile := filepath.Join(dir, "notation-ca.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Cert.Raw}), 0o600); err != nil {
-		return nil, "", err
-	}
-	return refs, certFile, nil
+	return refs, signer.CertFile, nil
 }
 
 // registryTrips times the registry requests a cold check of ref makes
@@ -582,21 +553,6 @@ func warmTrips(ctx context.Context, ref string) (time.Duration, error) {
 }
 
 var warmClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-
-// p384Floor times 5 bare P-384 ECDSA verifications (envelope + 4
-// certificate links), the cryptography no verifier can skip.
-func p384Floor() time.Duration {
-	key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	sum := sha512.Sum384([]byte("payload"))
-	sig, _ := ecdsa.SignASN1(rand.Reader, key, sum[:])
-	start := time.Now()
-	for j := 0; j < 5; j++ {
-		if !ecdsa.VerifyASN1(&key.PublicKey, sum[:], sig) {
-			panic("P-384 verification failed")
-		}
-	}
-	return time.Since(start)
-}
 
 // peakRSS reads a process's peak resident set (KiB).
 func peakRSS(pid int) (int64, error) {
