@@ -9,24 +9,40 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/server"
 )
 
-// serveCommand runs the Gatekeeper external-data provider (internal/server).
+// serveCommand runs awssigner serve: Gatekeeper's external-data provider
+// and Kyverno's endpoint (internal/server).
 func (a *app) serveCommand() *cobra.Command {
 	var configFile, logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve --config <file>",
-		Short: "Serve AWS Signer verification to Gatekeeper (external-data provider, Ratify v2 endpoints)",
+		Short: "Serve AWS Signer verification to Gatekeeper (external-data provider, Ratify v2 endpoints) and Kyverno (apiCall)",
 		Long: strings.TrimSpace(`
-serve is a Gatekeeper external-data provider built on Ratify v2's library
-(ratify-go): POST /ratify/gatekeeper/v2/verify answers each image with Ratify
-v2's result shape, /ratify/gatekeeper/v2/mutate with the verified image's
-digest. HTTPS with TLS 1.3; only client certificates issued by
-server.tls.clientCAFile (Gatekeeper's CA) are served. /healthz, /readyz and
-/metrics on server.healthAddress (plain HTTP).
+serve answers admission controllers with one verification pipeline, its
+caches and its concurrency bound:
+
+Gatekeeper (server.address, on unless server.gatekeeper.enabled is false): an
+external-data provider built on Ratify v2's library (ratify-go): POST
+/ratify/gatekeeper/v2/verify answers each image with Ratify v2's result shape,
+/ratify/gatekeeper/v2/mutate with the verified image's digest. HTTPS with TLS
+1.3; only client certificates issued by server.tls.clientCAFile (Gatekeeper's
+CA) are served.
+
+Kyverno (server.kyverno.address, when server.kyverno.enabled): POST
+/checkimages takes an apiCall with kyverno-notation-aws's data (images,
+imageReferences, trustPolicy, a trustPolicyDocs name) and answers
+{"verified", "message", "results"}, the results JSON patches pinning each
+verified image to its digest; a refusal is HTTP 406 with one line per image.
+HTTPS with TLS 1.2 or later and the same certificate; callers are Kyverno's
+service accounts (server.kyverno.allowedCallers), their bearer tokens checked
+with a TokenReview.
+
+/healthz, /readyz and /metrics on server.healthAddress (plain HTTP).
 
 The configuration is the plugin's document (trustPolicyDoc, trustStores,
-revocation, aws) plus a server section; it and the TLS files are reloaded
-when they change, and a bad configuration is refused with the last good one
-kept. SIGTERM drains in-flight requests. Logs are JSON lines on stderr.`),
+revocation, aws) plus trustPolicyDocs and a server section; it and the TLS
+files are reloaded when they change, and a bad configuration is refused with
+the last good one kept. SIGTERM drains in-flight requests. Logs are JSON lines
+on stderr.`),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if configFile == "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/notaryproject/notation-go/verifier/trustpolicy"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/revocation"
@@ -48,8 +49,39 @@ type Options struct {
 	Warn, Debug func(format string, args ...any)
 }
 
-// Verifier builds the verifier c describes.
+// Verifier builds the verifier of c's trust policy document
+// (trustPolicyDoc).
 func Verifier(c *config.Config, o Options) (*verification.Verifier, error) {
+	checker, err := o.checker(c)
+	if err != nil {
+		return nil, err
+	}
+	return newVerifier(c, c.TrustPolicy, checker, o)
+}
+
+// Verifiers builds the verifier of c's trust policy document under the
+// name "" and one per named trust policy document (trustPolicyDocs), all
+// sharing one AWS Signer client factory, revocation checker and cache.
+func Verifiers(c *config.Config, o Options) (map[string]*verification.Verifier, error) {
+	checker, err := o.checker(c)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*verification.Verifier, 1+len(c.TrustPolicies))
+	if out[""], err = newVerifier(c, c.TrustPolicy, checker, o); err != nil {
+		return nil, err
+	}
+	for name, doc := range c.TrustPolicies {
+		if out[name], err = newVerifier(c, doc, checker, o); err != nil {
+			return nil, fmt.Errorf("trustPolicyDocs.%s: %w", name, err)
+		}
+	}
+	return out, nil
+}
+
+// checker is the revocation checker c describes: AWS Signer through the
+// SDK, behind the chosen cache.
+func (o Options) checker(c *config.Config) (revocation.Checker, error) {
 	if c == nil {
 		return nil, errors.New("compose: no configuration")
 	}
@@ -75,8 +107,12 @@ func Verifier(c *config.Config, o Options) (*verification.Verifier, error) {
 	if cache := o.cache(c); cache != nil {
 		checker = &revocation.Cached{Next: checker, Cache: cache, TTL: c.Revocation.CacheTTL}
 	}
+	return checker, nil
+}
+
+func newVerifier(c *config.Config, policy *trustpolicy.Document, checker revocation.Checker, o Options) (*verification.Verifier, error) {
 	return verification.New(verification.Options{
-		Policy:        c.TrustPolicy,
+		Policy:        policy,
 		TrustStore:    c.TrustStore,
 		Revocation:    checker,
 		PluginVersion: o.Version,

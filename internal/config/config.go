@@ -13,8 +13,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +49,10 @@ type Document struct {
 
 	// TrustPolicyDoc is a Notation trust policy document, version "1.0".
 	TrustPolicyDoc *trustpolicy.Document `json:"trustPolicyDoc"`
+	// TrustPolicyDocs are named trust policy documents that a Kyverno
+	// request selects by name (awssigner serve); the plugin and the command
+	// line use TrustPolicyDoc only.
+	TrustPolicyDocs map[string]*trustpolicy.Document `json:"trustPolicyDocs,omitempty"`
 	// TrustStores adds or replaces named stores:
 	// {"<type>": {"<name>": ["<PEM text>" | "<absolute path>"]}}.
 	TrustStores map[string]map[string][]string `json:"trustStores,omitempty"`
@@ -84,6 +90,9 @@ type Config struct {
 	Name, Type string
 	// TrustPolicy is the validated trust policy document.
 	TrustPolicy *trustpolicy.Document
+	// TrustPolicies are the validated named trust policy documents
+	// (trustPolicyDocs), by name; empty when none are configured.
+	TrustPolicies map[string]*trustpolicy.Document
 	// TrustStore serves the embedded AWS roots and the configured stores,
 	// parsed once.
 	TrustStore *truststore.Store
@@ -231,7 +240,29 @@ func (d *Document) Resolve() (*Config, error) {
 		errs = append(errs, &FieldError{Msg: err.Error()})
 	}
 	c.TrustStore = store
-	c.Warnings = append(c.Warnings, d.validatePolicy(&errs)...)
+	stores := d.storeNames()
+	if d.TrustPolicyDoc == nil {
+		errs.add("trustPolicyDoc", "required: a Notation trust policy document (version \"1.0\")")
+	} else {
+		c.Warnings = append(c.Warnings, validatePolicy("trustPolicyDoc", d.TrustPolicyDoc, stores, &errs)...)
+	}
+	for _, name := range slices.Sorted(maps.Keys(d.TrustPolicyDocs)) {
+		path := "trustPolicyDocs." + name
+		if err := CheckPolicyName(name); err != nil {
+			errs.add(path, "%v", err)
+			continue
+		}
+		doc := d.TrustPolicyDocs[name]
+		if doc == nil {
+			errs.add(path, "required: a Notation trust policy document (version \"1.0\")")
+			continue
+		}
+		if c.TrustPolicies == nil {
+			c.TrustPolicies = make(map[string]*trustpolicy.Document, len(d.TrustPolicyDocs))
+		}
+		c.TrustPolicies[name] = doc
+		c.Warnings = append(c.Warnings, validatePolicy(path, doc, stores, &errs)...)
+	}
 	var serverWarnings []string
 	c.Server, serverWarnings = d.Server.resolve(&errs)
 	c.Warnings = append(c.Warnings, serverWarnings...)
@@ -241,20 +272,9 @@ func (d *Document) Resolve() (*Config, error) {
 	return c, nil
 }
 
-// validatePolicy checks the trust policy document and returns warnings.
-func (d *Document) validatePolicy(errs *Errors) (warnings []string) {
-	doc := d.TrustPolicyDoc
-	if doc == nil {
-		errs.add("trustPolicyDoc", "required: a Notation trust policy document (version \"1.0\")")
-		return nil
-	}
-	if doc.Version != "1.0" {
-		errs.add("trustPolicyDoc.version", "must be \"1.0\", got %q", doc.Version)
-	}
-	if len(doc.TrustPolicies) == 0 {
-		errs.add("trustPolicyDoc.trustPolicies", "at least one trust policy statement is required")
-		return nil
-	}
+// storeNames are the trust stores a trust policy may name
+// ("<type>:<name>"): the embedded ones and the configured ones.
+func (d *Document) storeNames() map[string]bool {
 	stores := map[string]bool{}
 	for name := range truststore.Embedded() {
 		stores["signingAuthority:"+name] = true
@@ -264,9 +284,22 @@ func (d *Document) validatePolicy(errs *Errors) (warnings []string) {
 			stores[typ+":"+name] = true
 		}
 	}
+	return stores
+}
+
+// validatePolicy checks one trust policy document at path (trustPolicyDoc
+// or trustPolicyDocs.<name>) and returns warnings.
+func validatePolicy(path string, doc *trustpolicy.Document, stores map[string]bool, errs *Errors) (warnings []string) {
+	if doc.Version != "1.0" {
+		errs.add(path+".version", "must be \"1.0\", got %q", doc.Version)
+	}
+	if len(doc.TrustPolicies) == 0 {
+		errs.add(path+".trustPolicies", "at least one trust policy statement is required")
+		return nil
+	}
 	before := len(*errs)
 	for i, p := range doc.TrustPolicies {
-		path := fmt.Sprintf("trustPolicyDoc.trustPolicies[%d]", i)
+		path := fmt.Sprintf("%s.trustPolicies[%d]", path, i)
 		level := p.SignatureVerification.VerificationLevel
 		switch level {
 		case "strict", "permissive":
@@ -305,11 +338,36 @@ func (d *Document) validatePolicy(errs *Errors) (warnings []string) {
 	if len(*errs) == before {
 		// notation's own rules (scopes, names, duplicates), once ours hold.
 		if err := doc.Validate(); err != nil {
-			errs.add("trustPolicyDoc", "%v", err)
+			errs.add(path, "%v", err)
 		}
 	}
 	return warnings
 }
+
+// MaxPolicyName bounds a trust policy document's name (a DNS-1123
+// subdomain, as Kubernetes object names).
+const MaxPolicyName = 253
+
+// CheckPolicyName tells whether name can name a trust policy document
+// (trustPolicyDocs keys, a Kyverno request's trustPolicy): a DNS-1123
+// subdomain, so it can be built from a namespace name or label.
+func CheckPolicyName(name string) error {
+	if name == "" || len(name) > MaxPolicyName {
+		return fmt.Errorf("a trust policy name must be 1 to %d characters, got %d", MaxPolicyName, len(name))
+	}
+	for _, label := range strings.Split(name, ".") {
+		ok := label != "" && alnum(label[0]) && alnum(label[len(label)-1])
+		for i := 0; ok && i < len(label); i++ {
+			ok = alnum(label[i]) || label[i] == '-'
+		}
+		if !ok {
+			return fmt.Errorf("%q is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit)", name)
+		}
+	}
+	return nil
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 func sortedStrings(s []string) []string {
 	m := make(map[string]any, len(s))

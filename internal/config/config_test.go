@@ -167,3 +167,47 @@ func TestResolveWarningsAndDeadline(t *testing.T) {
 		}
 	}
 }
+
+// Named trust policy documents are validated like trustPolicyDoc, each
+// error under trustPolicyDocs.<name>; names are DNS-1123 subdomains.
+func TestTrustPolicyDocs(t *testing.T) {
+	stmt := `{"name":"p","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":["signingAuthority:aws-signer-ts"],"trustedIdentities":["arn:aws:signer:us-west-2:1:/signing-profiles/A"]}`
+	doc := `{"version":"1.0","trustPolicies":[` + stmt + `]}`
+	c, err := Decode([]byte(`{"trustPolicyDoc":` + doc + `,"trustPolicyDocs":{"tp-a":` + doc + `,"team.b":` + strings.Replace(doc, `"strict"`, `"audit"`, 1) + `}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustPolicies) != 2 || c.TrustPolicies["tp-a"] == nil || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "trustPolicyDocs.team.b.trustPolicies[0]") {
+		t.Fatalf("%+v %q", c.TrustPolicies, c.Warnings)
+	}
+	if c, err := Decode([]byte(`{"trustPolicyDoc":` + doc + `}`)); err != nil || c.TrustPolicies != nil {
+		t.Fatalf("none: %v %+v", err, c)
+	}
+	_, err = Decode([]byte(`{"trustPolicyDoc":` + doc + `,"trustPolicyDocs":{"Team_A":` + doc + `,"tp-b":` + strings.Replace(doc, `"strict"`, `"lenient"`, 1) +
+		`,"tp-c":null,"tp-d":{"version":"2.0","trustPolicies":[]},"-x":` + doc + `}}`))
+	var all Errors
+	if !errors.As(err, &all) {
+		t.Fatalf("got %T %v", err, err)
+	}
+	var got []string
+	for _, fe := range all {
+		got = append(got, fe.Path)
+	}
+	want := "trustPolicyDocs.-x trustPolicyDocs.Team_A trustPolicyDocs.tp-b.trustPolicies[0].signatureVerification.level trustPolicyDocs.tp-c trustPolicyDocs.tp-d.version trustPolicyDocs.tp-d.trustPolicies"
+	if strings.Join(got, " ") != want {
+		t.Errorf("paths\n got %s\nwant %s\n%v", strings.Join(got, " "), want, err)
+	}
+	if !strings.Contains(err.Error(), "not a DNS-1123 subdomain") {
+		t.Error(err)
+	}
+	for _, name := range []string{"a", "tp-a", "team.b", "0", strings.Repeat("a", 63)} {
+		if err := CheckPolicyName(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"", "A", "a_b", "a.", ".a", "a..b", "-a", "a-", strings.Repeat("a", 254)} {
+		if CheckPolicyName(name) == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+}

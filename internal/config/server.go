@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -51,7 +54,50 @@ const (
 	ReloadInterval = 2 * time.Second
 	// ShutdownGrace is how long serve drains in-flight requests on SIGTERM.
 	ShutdownGrace = 10 * time.Second
+
+	// DefaultKyvernoAddress is where serve answers Kyverno's apiCall
+	// (HTTPS, bearer tokens checked by TokenReview).
+	DefaultKyvernoAddress = ":6002"
+	// DefaultKyvernoTimeout is the budget of one /checkimages request,
+	// under Kyverno's default webhook timeout (10 s) and Gatekeeper-like
+	// 3 s budgets alike.
+	DefaultKyvernoTimeout = 2500 * time.Millisecond
+	// DefaultKyvernoAudience is the audience Kyverno's token must carry
+	// (a projected token with this audience at KYVERNO_SCOPED_TOKEN_PATH).
+	DefaultKyvernoAudience = "awssigner"
+	// DefaultTokenCacheTTL is how long an admitted caller's token is
+	// remembered (by its SHA-256) before the next TokenReview.
+	DefaultTokenCacheTTL = 30 * time.Second
+	// MaxTokenCacheTTL bounds server.kyverno.tokenCacheTTL: a caller
+	// whose token or service account is deleted is served at most this
+	// long.
+	MaxTokenCacheTTL = 10 * time.Minute
+	// TokenCacheSize bounds the remembered tokens (not configurable).
+	TokenCacheSize = 4096
+	// TokenReviewTimeout bounds one TokenReview call to the API server,
+	// inside the request's budget.
+	TokenReviewTimeout = time.Second
+	// ServiceAccountDir is where the kubelet mounts the pod's service
+	// account token and the cluster CA.
+	ServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 )
+
+// DefaultKyvernoCallers are the users served on the Kyverno listener:
+// Kyverno's admission and reports controllers as its Helm chart names
+// them.
+func DefaultKyvernoCallers() []string {
+	return []string{"system:serviceaccount:kyverno:kyverno-admission-controller", "system:serviceaccount:kyverno:kyverno-reports-controller"}
+}
+
+// inClusterAPIServer is the API server's URL from the environment the
+// kubelet gives every pod, or "" outside a cluster.
+func inClusterAPIServer() string {
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		return ""
+	}
+	return "https://" + net.JoinHostPort(host, port)
+}
 
 // ServerDocument is the server section as written (awssigner serve only;
 // the Ratify plugin and the command line ignore it).
@@ -79,6 +125,43 @@ type ServerDocument struct {
 		// kubernetes.io/dockerconfigjson Secret's .dockerconfigjson).
 		DockerConfigFiles []string `json:"dockerConfigFiles,omitempty"`
 	} `json:"registry"`
+	Gatekeeper struct {
+		// Enabled serves Gatekeeper's mTLS listener (default true).
+		Enabled *bool `json:"enabled,omitempty"`
+	} `json:"gatekeeper"`
+	Kyverno KyvernoDocument `json:"kyverno"`
+}
+
+// KyvernoDocument is server.kyverno as written: the /checkimages listener
+// for Kyverno's apiCall.
+type KyvernoDocument struct {
+	Enabled        bool      `json:"enabled,omitempty"`
+	Address        string    `json:"address,omitempty"`
+	AllowedCallers []string  `json:"allowedCallers,omitempty"`
+	Audiences      []string  `json:"audiences,omitempty"`
+	Timeout        *Duration `json:"timeout,omitempty"`
+	TokenReview    struct {
+		APIServer string `json:"apiServer,omitempty"`
+		CAFile    string `json:"caFile,omitempty"`
+		TokenFile string `json:"tokenFile,omitempty"`
+	} `json:"tokenReview"`
+	TokenCacheTTL *Duration `json:"tokenCacheTTL,omitempty"`
+}
+
+// Kyverno is the resolved server.kyverno section.
+type Kyverno struct {
+	Enabled bool
+	Address string
+	// AllowedCallers are the Kubernetes usernames served; Audiences the
+	// token audiences accepted (one must match).
+	AllowedCallers, Audiences []string
+	// Timeout is the budget of one /checkimages request.
+	Timeout time.Duration
+	// APIServer ("https://host:port"), CAFile and TokenFile are where and
+	// how TokenReviews are sent; APIServer is "" outside a cluster when
+	// not configured.
+	APIServer, CAFile, TokenFile string
+	TokenCacheTTL                time.Duration
 }
 
 // Server is the resolved server section.
@@ -91,6 +174,9 @@ type Server struct {
 	OutcomeCacheSize                      int
 	PlainHTTP                             bool
 	DockerConfigFiles                     []string
+	// GatekeeperEnabled serves the mTLS listener at Address.
+	GatekeeperEnabled bool
+	Kyverno           Kyverno
 }
 
 // resolve applies the defaults and checks the bounds.
@@ -140,6 +226,8 @@ func (d *ServerDocument) resolve(errs *Errors) (s Server, warnings []string) {
 			errs.add(fmt.Sprintf("server.registry.dockerConfigFiles[%d]", i), "must be an absolute path, got %q", f)
 		}
 	}
+	s.GatekeeperEnabled = d.Gatekeeper.Enabled == nil || *d.Gatekeeper.Enabled
+	s.Kyverno = d.Kyverno.resolve(errs, duration)
 	if s.OutcomeTTL == 0 {
 		warnings = append(warnings, "server.outcomeCache.ttl is 0s: every admission verifies every signature again")
 	}
@@ -149,19 +237,79 @@ func (d *ServerDocument) resolve(errs *Errors) (s Server, warnings []string) {
 	return s, warnings
 }
 
+func (d *KyvernoDocument) resolve(errs *Errors, duration func(string, *Duration, time.Duration, time.Duration, time.Duration) time.Duration) Kyverno {
+	k := Kyverno{Enabled: d.Enabled, Address: d.Address, AllowedCallers: d.AllowedCallers, Audiences: d.Audiences,
+		APIServer: d.TokenReview.APIServer, CAFile: d.TokenReview.CAFile, TokenFile: d.TokenReview.TokenFile}
+	if k.Address == "" {
+		k.Address = DefaultKyvernoAddress
+	}
+	if k.AllowedCallers == nil {
+		k.AllowedCallers = DefaultKyvernoCallers()
+	}
+	if k.Audiences == nil {
+		k.Audiences = []string{DefaultKyvernoAudience}
+	}
+	if k.CAFile == "" {
+		k.CAFile = filepath.Join(ServiceAccountDir, "ca.crt")
+	}
+	if k.TokenFile == "" {
+		k.TokenFile = filepath.Join(ServiceAccountDir, "token")
+	}
+	k.Timeout = duration("server.kyverno.timeout", d.Timeout, DefaultKyvernoTimeout, 100*time.Millisecond, MaxRequestTimeout)
+	k.TokenCacheTTL = duration("server.kyverno.tokenCacheTTL", d.TokenCacheTTL, DefaultTokenCacheTTL, 0, MaxTokenCacheTTL)
+	for _, l := range []struct {
+		path string
+		list []string
+	}{{"server.kyverno.allowedCallers", k.AllowedCallers}, {"server.kyverno.audiences", k.Audiences}} {
+		path, list := l.path, l.list
+		if len(list) == 0 {
+			errs.add(path, "must list at least one entry (leave it out for the default)")
+		}
+		for i, v := range list {
+			if v == "" {
+				errs.add(fmt.Sprintf("%s[%d]", path, i), "must not be empty")
+			}
+		}
+	}
+	if k.APIServer == "" {
+		k.APIServer = inClusterAPIServer()
+	} else if u, err := url.Parse(k.APIServer); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		errs.add("server.kyverno.tokenReview.apiServer", "must be an https URL of the Kubernetes API server such as https://kubernetes.default.svc, got %q", k.APIServer)
+	}
+	if !filepath.IsAbs(k.CAFile) {
+		errs.add("server.kyverno.tokenReview.caFile", "must be an absolute path, got %q", k.CAFile)
+	}
+	if !filepath.IsAbs(k.TokenFile) {
+		errs.add("server.kyverno.tokenReview.tokenFile", "must be an absolute path, got %q", k.TokenFile)
+	}
+	return k
+}
+
 // CheckServe reports what awssigner serve needs beyond a valid document:
-// the certificate, its key and the client CA (mTLS is not optional), each
-// error with its path.
+// the certificate and its key; with Gatekeeper's listener the client CA
+// (mTLS is not optional there); with Kyverno's, an API server for
+// TokenReviews. Each error with its path.
 func (s Server) CheckServe() error {
 	var errs Errors
+	if !s.GatekeeperEnabled && !s.Kyverno.Enabled {
+		errs.add("server.gatekeeper.enabled", "false, and server.kyverno.enabled is false too: nothing to serve; enable one of them")
+	}
 	if s.CertFile == "" {
 		errs.add("server.tls.certFile", "required: the provider's serving certificate (PEM), e.g. a cert-manager Secret's tls.crt")
 	}
 	if s.KeyFile == "" {
 		errs.add("server.tls.keyFile", "required: the serving certificate's private key (PEM), e.g. tls.key")
 	}
-	if s.ClientCAFile == "" {
-		errs.add("server.tls.clientCAFile", "required: the CA of Gatekeeper's client certificate (ca.crt of gatekeeper-webhook-server-cert); only clients it issued are served")
+	if s.GatekeeperEnabled && s.ClientCAFile == "" {
+		errs.add("server.tls.clientCAFile", "required: the CA of Gatekeeper's client certificate (ca.crt of gatekeeper-webhook-server-cert); only clients it issued are served (set server.gatekeeper.enabled: false for a Kyverno-only deployment)")
+	}
+	if k := s.Kyverno; k.Enabled {
+		if k.APIServer == "" {
+			errs.add("server.kyverno.tokenReview.apiServer", "required outside a cluster (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset): the API server that reviews Kyverno's bearer tokens")
+		}
+		if k.Address == s.HealthAddress || (s.GatekeeperEnabled && k.Address == s.Address) {
+			errs.add("server.kyverno.address", "%q is already server.address or server.healthAddress; give the Kyverno listener a port of its own (default %s)", k.Address, DefaultKyvernoAddress)
+		}
 	}
 	if len(errs) == 0 {
 		return nil

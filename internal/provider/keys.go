@@ -26,9 +26,20 @@ func imageRef(key string) (string, error) {
 	if ref == "" {
 		return "", fmt.Errorf("key %q names no image", key)
 	}
-	named, err := reference.ParseNormalizedNamed(ref)
+	out, err := NormalizeImage(ref)
 	if err != nil {
 		return "", fmt.Errorf("key %q is not an image reference: %v", key, err)
+	}
+	return out, nil
+}
+
+// NormalizeImage is the image reference to verify for ref as written in a
+// Pod: Docker Hub short names expanded, ":latest" added when neither a tag
+// nor a digest is given.
+func NormalizeImage(ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", err
 	}
 	return reference.TagNameOnly(named).String(), nil
 }

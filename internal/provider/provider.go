@@ -24,7 +24,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ratifygo"
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
 
 // Paths, as Ratify v2's provider serves them.
@@ -57,9 +56,23 @@ type Limits struct {
 
 // Backend is what a configuration generation provides.
 type Backend struct {
+	// Validator checks images against the trust policy document
+	// (trustPolicyDoc); Named against the named ones (trustPolicyDocs),
+	// which the Kyverno endpoint selects per request.
 	Validator  Validator
+	Named      map[string]Validator
 	Generation uint64
 	Limits     Limits
+}
+
+// Select returns the validator of the trust policy document name ("" for
+// trustPolicyDoc), and whether there is one.
+func (b *Backend) Select(name string) (Validator, bool) {
+	if name == "" {
+		return b.Validator, b.Validator != nil
+	}
+	v, ok := b.Named[name]
+	return v, ok
 }
 
 // Observer is told what happened (metrics); may be nil.
@@ -175,7 +188,7 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, mutate bool) (
 	if mutate {
 		budget = b.Limits.MutateTimeout
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), max(budget-answerMargin, budget/2))
+	ctx, cancel := WithBudget(r.Context(), budget)
 	defer cancel()
 
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(b.Limits.MaxBodyBytes)))
@@ -212,6 +225,12 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, mutate bool) (
 	return http.StatusOK, len(keys)
 }
 
+// WithBudget is the context of a request with budget: a little is kept
+// to encode and send the answer.
+func WithBudget(ctx context.Context, budget time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(budget-answerMargin, budget/2))
+}
+
 // item answers one key; it returns by ctx's deadline whatever the
 // registry or AWS do.
 func (p *Provider) item(ctx context.Context, b *Backend, key string, mutate bool) Item {
@@ -231,7 +250,7 @@ func (p *Provider) item(ctx context.Context, b *Backend, key string, mutate bool
 		observe("error")
 		return out
 	}
-	v, err := p.validate(ctx, b, ref)
+	v, err := p.Check(ctx, b, "", ref)
 	if err != nil {
 		out.Error = err.Error()
 		observe("error")
@@ -254,20 +273,26 @@ func (p *Provider) item(ctx context.Context, b *Backend, key string, mutate bool
 	return out
 }
 
-// validate runs one validation of ref, merged with any identical one in
-// flight, within ctx's deadline and a concurrency slot. A merged call that
-// ran out of its first caller's budget is run again for a caller that
-// still has time.
-func (p *Provider) validate(ctx context.Context, b *Backend, ref string) (*ratifygo.Value, error) {
-	key := strconv.FormatUint(b.Generation, 10) + " " + ref
-	v, again, err := p.validateOnce(ctx, b, key, ref)
+// Check validates ref against b's trust policy document trustPolicy (""
+// for trustPolicyDoc) on the one path every endpoint takes: merged with
+// any identical validation in flight, within ctx's deadline and a
+// concurrency slot shared by all requests. A merged call that ran out of
+// its first caller's budget is run again for a caller that still has
+// time.
+func (p *Provider) Check(ctx context.Context, b *Backend, trustPolicy, ref string) (*ratifygo.Value, error) {
+	v, ok := b.Select(trustPolicy)
+	if !ok {
+		return nil, fmt.Errorf("could not check %s: no trust policy document named %q is configured", ref, trustPolicy)
+	}
+	key := strconv.FormatUint(b.Generation, 10) + " " + trustPolicy + " " + ref
+	value, again, err := p.validateOnce(ctx, v, key, ref)
 	if again {
-		v, again, err = p.validateOnce(ctx, b, key, ref)
+		value, again, err = p.validateOnce(ctx, v, key, ref)
 		if again {
-			err = fmt.Errorf("could not check %s: two merged checks in a row ran out of their budgets; Gatekeeper should deny it and retry later", ref)
+			err = fmt.Errorf("could not check %s: two merged checks in a row ran out of their budgets; the admission controller should deny it and retry later", ref)
 		}
 	}
-	return v, err
+	return value, err
 }
 
 // merged is a merged validation's result and the deadline it ran to.
@@ -276,7 +301,7 @@ type merged struct {
 	deadline time.Time
 }
 
-func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string) (*ratifygo.Value, bool, error) {
+func (p *Provider) validateOnce(ctx context.Context, validator Validator, key, ref string) (*ratifygo.Value, bool, error) {
 	deadline, _ := ctx.Deadline()
 	ch := p.group.DoChan(key, func() (any, error) {
 		// The merged call belongs to no single request: it keeps the
@@ -287,11 +312,11 @@ func (p *Provider) validateOnce(ctx context.Context, b *Backend, key, ref string
 			return merged{deadline: deadline}, &busyError{ref: ref, err: err}
 		}
 		defer p.sem.Release(1)
-		v, err := b.Validator.Validate(cctx, ref)
+		v, err := validator.Validate(cctx, ref)
 		return merged{value: v, deadline: deadline}, err
 	})
 	budget := func() error {
-		return fmt.Errorf("could not check %s within the request budget (registry or AWS Signer too slow); Gatekeeper should deny it and retry later", ref)
+		return fmt.Errorf("could not check %s within the request budget (registry or AWS Signer too slow); the admission controller should deny it and retry later", ref)
 	}
 	select {
 	case res := <-ch:
@@ -333,29 +358,12 @@ func Outcome(v *ratifygo.Value) string {
 	if v.Succeeded {
 		return "verified"
 	}
-	reason := ""
-	var walk func([]*ratifygo.Report)
-	walk = func(reports []*ratifygo.Report) {
-		for _, r := range reports {
-			for _, res := range r.Results {
-				if reason != "" || res.Detail == "" {
-					continue
-				}
-				var d struct {
-					Reason verification.Reason `json:"reason"`
-				}
-				if json.Unmarshal([]byte(res.Detail), &d) == nil && d.Reason != "" {
-					reason = string(d.Reason)
-				}
-			}
-			walk(r.ArtifactReports)
+	for _, r := range v.Reports() {
+		if r.Reason != "" {
+			return string(r.Reason)
 		}
 	}
-	walk(v.ArtifactReports)
-	switch {
-	case reason != "":
-		return reason
-	case len(v.ArtifactReports) == 0:
+	if len(v.ArtifactReports) == 0 {
 		return "unsigned"
 	}
 	return "refused"

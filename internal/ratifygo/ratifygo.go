@@ -43,6 +43,9 @@ type Options struct {
 	// Generation identifies the configuration the verifier was built from;
 	// part of every outcome key, so a reload never reuses an old outcome.
 	Generation uint64
+	// TrustPolicy names the trust policy document Verifier was built from
+	// ("" for trustPolicyDoc); part of every outcome key (see Named).
+	TrustPolicy string
 	// Outcomes keeps verification outcomes (nil: none) for OutcomeTTL.
 	Outcomes   OutcomeCache
 	OutcomeTTL time.Duration
@@ -95,7 +98,7 @@ func New(o Options) (*Engine, error) {
 		storeOpts.CredentialProvider = credentialGetter(o.Credential)
 	}
 	store := ratify.NewRegistryStore(storeOpts)
-	v := &Verifier{name: o.Name, core: o.Verifier, gen: o.Generation, outcomes: o.Outcomes, outcomeTTL: o.OutcomeTTL, revocationTTL: o.RevocationTTL, observe: o.Observe, now: o.Now}
+	v := &Verifier{name: o.Name, core: o.Verifier, gen: o.Generation, trustPolicy: o.TrustPolicy, outcomes: o.Outcomes, outcomeTTL: o.OutcomeTTL, revocationTTL: o.RevocationTTL, observe: o.Observe, now: o.Now}
 	enforcer, err := ratify.NewThresholdPolicyEnforcer(&ratify.ThresholdPolicyRule{Threshold: 1, Rules: []*ratify.ThresholdPolicyRule{{Verifier: o.Name}}})
 	if err != nil {
 		return nil, fmt.Errorf("ratifygo: policy: %w", err)
@@ -104,6 +107,18 @@ func New(o Options) (*Engine, error) {
 		return nil, fmt.Errorf("ratifygo: executor: %w", err)
 	}
 	return &Engine{store: store, resolved: &resolvedDigests{m: map[string]ocispec.Descriptor{}}, enforcer: enforcer, verifier: v}, nil
+}
+
+// Named returns an engine for the verifier of another trust policy
+// document of the same configuration (trustPolicyDocs.<name>): it shares
+// e's registry store (connections, tokens), digest memory, outcome cache
+// and settings; its outcome keys and merged verifications carry name, so
+// an outcome under one trust policy never answers for another.
+func (e *Engine) Named(name string, core *verification.Verifier) *Engine {
+	o := e.verifier
+	v := &Verifier{name: o.name, core: core, gen: o.gen, trustPolicy: name, outcomes: o.outcomes, outcomeTTL: o.outcomeTTL,
+		revocationTTL: o.revocationTTL, observe: o.observe, now: o.now}
+	return &Engine{store: e.store, resolved: e.resolved, enforcer: e.enforcer, verifier: v}
 }
 
 // registryClient is the HTTP client of registry requests: connections

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 
 	ratify "github.com/notaryproject/ratify-go"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/verification"
 )
 
 // Value is one image's answer in Ratify v2's Gatekeeper shape
@@ -65,5 +67,29 @@ func renderReports(src []*ratify.ValidationReport) []*Report {
 		}
 		out = append(out, rep)
 	}
+	return out
+}
+
+// Reports are our verifier's reports in v (each result's Detail decoded),
+// in order, nested reports included; a detail that is not a report is
+// left out.
+func (v *Value) Reports() []verification.Report {
+	var out []verification.Report
+	var walk func([]*Report)
+	walk = func(reports []*Report) {
+		for _, r := range reports {
+			for _, res := range r.Results {
+				if res.Detail == "" {
+					continue
+				}
+				var rep verification.Report
+				if json.Unmarshal([]byte(res.Detail), &rep) == nil && rep.Verdict != "" {
+					out = append(out, rep)
+				}
+			}
+			walk(r.ArtifactReports)
+		}
+	}
+	walk(v.ArtifactReports)
 	return out
 }

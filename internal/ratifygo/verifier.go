@@ -17,18 +17,21 @@ import (
 )
 
 // OutcomeKey is everything a verification outcome depends on: the
-// configuration generation (trust policy, stores, levels), the repository
-// (which selects the trust policy statement), the subject digest and the
-// signature manifest digest (which pins the envelope by content).
+// configuration generation (trust policy, stores, levels), the trust
+// policy document's name ("" for trustPolicyDoc, else a trustPolicyDocs
+// key), the repository (which selects the trust policy statement), the
+// subject digest and the signature manifest digest (which pins the
+// envelope by content).
 type OutcomeKey struct {
-	Generation uint64
-	Repository string
-	Subject    digest.Digest
-	Signature  digest.Digest
+	Generation  uint64
+	TrustPolicy string
+	Repository  string
+	Subject     digest.Digest
+	Signature   digest.Digest
 }
 
 func (k OutcomeKey) String() string {
-	return strconv.FormatUint(k.Generation, 10) + " " + k.Repository + "@" + k.Subject.String() + " " + k.Signature.String()
+	return strconv.FormatUint(k.Generation, 10) + " " + k.TrustPolicy + " " + k.Repository + "@" + k.Subject.String() + " " + k.Signature.String()
 }
 
 // OutcomeCache keeps verification outcomes; safe for concurrent use. Get
@@ -43,6 +46,7 @@ type Verifier struct {
 	name          string
 	core          *verification.Verifier
 	gen           uint64
+	trustPolicy   string
 	outcomes      OutcomeCache
 	outcomeTTL    time.Duration
 	revocationTTL time.Duration
@@ -70,7 +74,7 @@ func (v *Verifier) Verifiable(artifact ocispec.Descriptor) bool {
 // not be checked is a result with Err set, never a Go error (which would
 // abort the whole validation).
 func (v *Verifier) Verify(ctx context.Context, o *ratify.VerifyOptions) (*ratify.VerificationResult, error) {
-	key := OutcomeKey{Generation: v.gen, Repository: o.Repository, Subject: o.SubjectDescriptor.Digest, Signature: o.ArtifactDescriptor.Digest}
+	key := OutcomeKey{Generation: v.gen, TrustPolicy: v.trustPolicy, Repository: o.Repository, Subject: o.SubjectDescriptor.Digest, Signature: o.ArtifactDescriptor.Digest}
 	if v.outcomes != nil && v.outcomeTTL > 0 {
 		if r, ok := v.outcomes.Get(key); ok {
 			return v.result(r), nil

@@ -1,6 +1,8 @@
 // Package server runs awssigner serve: the Gatekeeper external-data
 // provider (internal/provider) over HTTPS with TLS 1.3 and client
-// certificates from the configured CA only; the configuration file, the
+// certificates from the configured CA only; Kyverno's /checkimages
+// (internal/kyverno) on a listener of its own (HTTPS, callers checked by
+// bearer token), both on the one validation path; the configuration file, the
 // certificate, its key and the client CA reloaded when they change (a bad
 // configuration is refused and the last good one kept, visible in /readyz
 // and the metrics); /healthz, /readyz and Prometheus /metrics on a plain
@@ -26,6 +28,7 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/compose"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ecrauth"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/kyverno"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ratifygo"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryauth"
@@ -43,9 +46,9 @@ type Options struct {
 	// ReloadInterval is how often files are checked for changes
 	// (config.ReloadInterval when zero).
 	ReloadInterval time.Duration
-	// Address and HealthAddress override the configuration's (tests:
-	// "127.0.0.1:0").
-	Address, HealthAddress string
+	// Address, HealthAddress and KyvernoAddress override the
+	// configuration's (tests: "127.0.0.1:0").
+	Address, HealthAddress, KyvernoAddress string
 }
 
 // Server is a running provider.
@@ -54,6 +57,7 @@ type Server struct {
 	log      *slog.Logger
 	metrics  *metrics
 	provider *provider.Provider
+	kyverno  *kyverno.Handler
 	tls      *tlsFiles
 	ecr      *ecrauth.Source
 
@@ -64,10 +68,12 @@ type Server struct {
 	reloadErr  string
 	tlsErr     string
 	outcomes   atomic.Pointer[provider.Outcomes]
-	httpSrv    *http.Server
+	httpSrv    *http.Server // nil when Gatekeeper's listener is off
 	healthSrv  *http.Server
+	kyvernoSrv *http.Server // nil when Kyverno's listener is off
 	listener   net.Listener
 	healthList net.Listener
+	kyvernoLis net.Listener
 	stop       chan struct{}
 	stopOnce   sync.Once
 	done       sync.WaitGroup
@@ -88,10 +94,14 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.provider = provider.New(provider.Options{MaxConcurrency: cfg.Server.MaxConcurrency, Observer: s.metrics, Logger: s.log})
+	s.kyverno = kyverno.New(kyverno.Options{Provider: s.provider, Observer: s.metrics, Logger: s.log})
 	if err := s.apply(cfg, sum); err != nil {
 		return nil, err
 	}
-	s.tls = &tlsFiles{cert: cfg.Server.CertFile, key: cfg.Server.KeyFile, clientCA: cfg.Server.ClientCAFile}
+	s.tls = &tlsFiles{cert: cfg.Server.CertFile, key: cfg.Server.KeyFile}
+	if cfg.Server.GatekeeperEnabled {
+		s.tls.clientCA = cfg.Server.ClientCAFile
+	}
 	if _, err := s.tls.load(); err != nil {
 		return nil, err
 	}
@@ -116,11 +126,16 @@ func (s *Server) readConfig() (*config.Config, [sha256.Size]byte, error) {
 	return cfg, sum, nil
 }
 
-// apply builds the verifier, the ratify-go engine and the provider
-// backend of cfg and switches to them.
+// apply builds the verifiers (one per trust policy document), their
+// ratify-go engines, the provider and Kyverno backends of cfg and
+// switches to them.
 func (s *Server) apply(cfg *config.Config, sum [sha256.Size]byte) error {
-	v, err := compose.Verifier(cfg, compose.Options{Cache: compose.MemoryCache, AWS: s.opts.AWS, Version: s.opts.Version,
+	verifiers, err := compose.Verifiers(cfg, compose.Options{Cache: compose.MemoryCache, AWS: s.opts.AWS, Version: s.opts.Version,
 		Warn: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }})
+	if err != nil {
+		return fmt.Errorf("configuration %s: %w", s.opts.ConfigFile, err)
+	}
+	auth, err := s.authenticator(cfg)
 	if err != nil {
 		return fmt.Errorf("configuration %s: %w", s.opts.ConfigFile, err)
 	}
@@ -128,7 +143,7 @@ func (s *Server) apply(cfg *config.Config, sum [sha256.Size]byte) error {
 	outcomes := provider.NewOutcomes(cfg.Server.OutcomeCacheSize)
 	outcomes.OnLookup = s.metrics.lookup
 	engine, err := ratifygo.New(ratifygo.Options{
-		Name: cfg.Name, Verifier: v, Generation: gen,
+		Name: cfg.Name, Verifier: verifiers[""], Generation: gen,
 		Outcomes: outcomes, OutcomeTTL: cfg.Server.OutcomeTTL, RevocationTTL: cfg.Revocation.CacheTTL,
 		PlainHTTP:  cfg.Server.PlainHTTP,
 		Credential: registryauth.Credential(registryauth.Options{DockerConfigFiles: cfg.Server.DockerConfigFiles, ECR: s.ecr}),
@@ -138,25 +153,33 @@ func (s *Server) apply(cfg *config.Config, sum [sha256.Size]byte) error {
 	if err != nil {
 		return err
 	}
+	named := make(map[string]provider.Validator, len(cfg.TrustPolicies))
+	for name := range cfg.TrustPolicies {
+		named[name] = engine.Named(name, verifiers[name])
+	}
 	for _, w := range cfg.Warnings {
 		s.log.Warn("configuration warning", "warning", w)
 	}
 	s.mu.Lock()
 	if old := s.current; old != nil && (old.Server.Address != cfg.Server.Address || old.Server.HealthAddress != cfg.Server.HealthAddress ||
 		old.Server.CertFile != cfg.Server.CertFile || old.Server.KeyFile != cfg.Server.KeyFile || old.Server.ClientCAFile != cfg.Server.ClientCAFile ||
-		old.Server.MaxConcurrency != cfg.Server.MaxConcurrency) {
-		s.log.Warn("server addresses, TLS file paths and maxConcurrency take effect at the next restart; the running values are kept")
+		old.Server.MaxConcurrency != cfg.Server.MaxConcurrency || old.Server.GatekeeperEnabled != cfg.Server.GatekeeperEnabled ||
+		old.Server.Kyverno.Enabled != cfg.Server.Kyverno.Enabled || old.Server.Kyverno.Address != cfg.Server.Kyverno.Address) {
+		s.log.Warn("server addresses, TLS file paths, maxConcurrency and which listeners are enabled take effect at the next restart; the running values are kept")
 	}
 	s.current, s.configSum, s.reloadErr = cfg, sum, ""
 	s.mu.Unlock()
 	s.gen.Store(gen)
 	s.outcomes.Store(outcomes)
-	s.provider.SetBackend(&provider.Backend{Validator: engine, Generation: gen, Limits: provider.Limits{
+	core := &provider.Backend{Validator: engine, Named: named, Generation: gen, Limits: provider.Limits{
 		MaxKeys: cfg.Server.MaxKeys, MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		VerifyTimeout: cfg.Server.VerifyTimeout, MutateTimeout: cfg.Server.MutateTimeout}})
+		VerifyTimeout: cfg.Server.VerifyTimeout, MutateTimeout: cfg.Server.MutateTimeout}}
+	s.provider.SetBackend(core)
+	s.kyverno.SetBackend(&kyverno.Backend{Core: core, Timeout: cfg.Server.Kyverno.Timeout, Auth: auth})
 	s.metrics.generation.Set(float64(gen))
 	s.metrics.reloaded("config", nil)
-	s.log.Info("configuration loaded", "file", s.opts.ConfigFile, "generation", gen, "trustPolicies", len(cfg.TrustPolicy.TrustPolicies))
+	s.log.Info("configuration loaded", "file", s.opts.ConfigFile, "generation", gen, "trustPolicies", len(cfg.TrustPolicy.TrustPolicies),
+		"trustPolicyDocs", len(cfg.TrustPolicies))
 	return nil
 }
 
@@ -208,43 +231,78 @@ func (s *Server) Reload() {
 	}
 }
 
-// Start listens and serves; it returns once both listeners are bound.
+// Start listens and serves; it returns once every listener is bound:
+// Gatekeeper's (mTLS) and Kyverno's when enabled, and the health listener.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	cfg := s.current
 	s.mu.Unlock()
-	addr, health := cfg.Server.Address, cfg.Server.HealthAddress
+	addr, health, kyv := cfg.Server.Address, cfg.Server.HealthAddress, cfg.Server.Kyverno.Address
 	if s.opts.Address != "" {
 		addr = s.opts.Address
 	}
 	if s.opts.HealthAddress != "" {
 		health = s.opts.HealthAddress
 	}
+	if s.opts.KyvernoAddress != "" {
+		kyv = s.opts.KyvernoAddress
+	}
+	var listeners []net.Listener
+	listen := func(addr, key string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return nil, fmt.Errorf("listen on %s (%s): %w", addr, key, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
 	var err error
-	if s.listener, err = net.Listen("tcp", addr); err != nil {
-		return fmt.Errorf("listen on %s (server.address): %w", addr, err)
+	if cfg.Server.GatekeeperEnabled {
+		if s.listener, err = listen(addr, "server.address"); err != nil {
+			return err
+		}
 	}
-	if s.healthList, err = net.Listen("tcp", health); err != nil {
-		s.listener.Close()
-		return fmt.Errorf("listen on %s (server.healthAddress): %w", health, err)
+	if cfg.Server.Kyverno.Enabled {
+		if s.kyvernoLis, err = listen(kyv, "server.kyverno.address"); err != nil {
+			return err
+		}
 	}
-	mux := http.NewServeMux()
-	s.provider.Register(mux)
+	if s.healthList, err = listen(health, "server.healthAddress"); err != nil {
+		return err
+	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	s.httpSrv = &http.Server{Handler: mux, TLSConfig: s.tls.config(), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
+	serveTLS := func(srv *http.Server, l net.Listener, what string) {
+		s.done.Add(1)
+		go func() {
+			defer s.done.Done()
+			if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error(what+" listener stopped", "error", err.Error())
+			}
+		}()
+	}
+	if s.listener != nil {
+		mux := http.NewServeMux()
+		s.provider.Register(mux)
+		s.httpSrv = &http.Server{Handler: mux, TLSConfig: s.tls.config(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
+		serveTLS(s.httpSrv, s.listener, "provider")
+	}
+	if s.kyvernoLis != nil {
+		mux := http.NewServeMux()
+		s.kyverno.Register(mux)
+		s.kyvernoSrv = &http.Server{Handler: mux, TLSConfig: s.tls.kyvernoConfig(), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
+		serveTLS(s.kyvernoSrv, s.kyvernoLis, "kyverno")
+	}
 	hmux := http.NewServeMux()
 	hmux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	hmux.HandleFunc("/readyz", s.readyz)
 	hmux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.healthSrv = &http.Server{Handler: hmux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: errLog}
-	s.done.Add(3)
-	go func() {
-		defer s.done.Done()
-		if err := s.httpSrv.ServeTLS(s.listener, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("provider listener stopped", "error", err.Error())
-		}
-	}()
+	s.done.Add(2)
 	go func() {
 		defer s.done.Done()
 		if err := s.healthSrv.Serve(s.healthList); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -264,13 +322,29 @@ func (s *Server) Start() error {
 			}
 		}
 	}()
-	s.log.Info("serving", "address", s.listener.Addr().String(), "health", s.healthList.Addr().String(),
-		"verify", provider.VerifyPath, "mutate", provider.MutatePath, "version", s.opts.Version)
+	s.log.Info("serving", "address", s.Addr(), "kyverno", s.KyvernoAddr(), "health", s.healthList.Addr().String(),
+		"verify", provider.VerifyPath, "mutate", provider.MutatePath, "checkimages", kyverno.Path, "version", s.opts.Version)
 	return nil
 }
 
-// Addr is the provider's address; HealthAddr the health listener's.
-func (s *Server) Addr() string       { return s.listener.Addr().String() }
+// Addr is Gatekeeper's listener's address, KyvernoAddr Kyverno's ("" when
+// off); HealthAddr the health listener's.
+func (s *Server) Addr() string {
+	if s.listener == nil {
+		return ""
+	}
+	return s.listener.Addr().String()
+}
+
+// KyvernoAddr: see Addr.
+func (s *Server) KyvernoAddr() string {
+	if s.kyvernoLis == nil {
+		return ""
+	}
+	return s.kyvernoLis.Addr().String()
+}
+
+// HealthAddr: see Addr.
 func (s *Server) HealthAddr() string { return s.healthList.Addr().String() }
 
 // Outcomes is the current generation's outcome cache.
@@ -295,7 +369,7 @@ type readiness struct {
 // would refuse the same ConfigMap — and is shown in the body.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	r := readiness{Ready: s.provider.Backend() != nil && s.tls.current.Load() != nil, Generation: s.gen.Load(), ReloadError: s.reloadErr, TLSError: s.tlsErr}
+	r := readiness{Ready: s.provider.Backend() != nil && s.kyverno.Backend() != nil && s.tls.loaded(), Generation: s.gen.Load(), ReloadError: s.reloadErr, TLSError: s.tlsErr}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if !r.Ready {
@@ -313,12 +387,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.log.Info("shutting down: draining in-flight requests")
-	err := s.httpSrv.Shutdown(ctx)
-	if herr := s.healthSrv.Shutdown(ctx); err == nil {
-		err = herr
+	var errs []error
+	for _, srv := range []*http.Server{s.httpSrv, s.kyvernoSrv, s.healthSrv} {
+		if srv != nil {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
 	}
 	s.done.Wait()
-	return err
+	return errors.Join(errs...)
 }
 
 // Run is New, Start, and Shutdown (within config.ShutdownGrace) when ctx

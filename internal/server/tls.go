@@ -16,11 +16,15 @@ const maxPEMFile = 1 << 20
 
 // tlsFiles serves the certificate and key, and trusts the client CA, as
 // they are on disk: reload swaps them when their content changes, keeping
-// the last good ones when the new ones do not load.
+// the last good ones when the new ones do not load. clientCA is "" when
+// Gatekeeper's mTLS listener is off (a Kyverno-only deployment).
 type tlsFiles struct {
 	cert, key, clientCA string
-	current             atomic.Pointer[tls.Config]
-	sum                 [sha256.Size]byte
+	// current is Gatekeeper's listener's configuration (nil without a
+	// client CA); pair the certificate both listeners serve.
+	current atomic.Pointer[tls.Config]
+	pair    atomic.Pointer[tls.Certificate]
+	sum     [sha256.Size]byte
 }
 
 func (t *tlsFiles) load() (changed bool, err error) {
@@ -42,31 +46,54 @@ func (t *tlsFiles) load() (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	caPEM, err := read(t.clientCA, "server.tls.clientCAFile")
-	if err != nil {
-		return false, err
+	var caPEM []byte
+	if t.clientCA != "" {
+		if caPEM, err = read(t.clientCA, "server.tls.clientCAFile"); err != nil {
+			return false, err
+		}
 	}
 	sum := sha256.Sum256(all.Bytes())
-	if t.current.Load() != nil && sum == t.sum {
+	if t.pair.Load() != nil && sum == t.sum {
 		return false, nil
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return false, fmt.Errorf("server.tls.certFile %s and keyFile %s: %w", t.cert, t.key, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return false, fmt.Errorf("server.tls.clientCAFile %s holds no PEM certificate", t.clientCA)
+	var mtls *tls.Config
+	if t.clientCA != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return false, fmt.Errorf("server.tls.clientCAFile %s holds no PEM certificate", t.clientCA)
+		}
+		mtls = &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			Certificates: []tls.Certificate{pair},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    pool,
+			NextProtos:   []string{"h2", "http/1.1"},
+		}
 	}
-	t.current.Store(&tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{pair},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		NextProtos:   []string{"h2", "http/1.1"},
-	})
+	t.current.Store(mtls)
+	t.pair.Store(&pair)
 	t.sum = sum
 	return true, nil
+}
+
+// loaded tells whether a certificate is being served.
+func (t *tlsFiles) loaded() bool { return t.pair.Load() != nil }
+
+// kyvernoConfig is the Kyverno listener's configuration: the same
+// certificate, TLS 1.2 or later, no client certificate asked (callers are
+// authenticated by their bearer token).
+func (t *tlsFiles) kyvernoConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return t.pair.Load(), nil
+		},
+	}
 }
 
 // config is the listener's configuration: every handshake takes the

@@ -20,6 +20,8 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/config"
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/kyverno"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/ratifygo"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/server"
@@ -36,9 +38,28 @@ type fixture struct {
 	dir   string
 	file  string // the configuration file
 	srv   *server.Server
-	base  string // https://127.0.0.1:PORT
+	base  string // https://127.0.0.1:PORT (Gatekeeper's listener)
 	hc    *http.Client
 	logs  *syncBuffer
+	opts  fixtureOptions
+
+	// With fixtureOptions.kyverno: the fake TokenReview API, a token of
+	// Kyverno's admission controller, the /checkimages URL and a client
+	// as Kyverno's (no client certificate).
+	reviewer   *TokenReviewer
+	token      string
+	checkURL   string
+	kc         *http.Client
+	kyvernoCfg map[string]any
+}
+
+// fixtureOptions add to newFixture's provider.
+type fixtureOptions struct {
+	// kyverno enables the Kyverno listener, callers reviewed by a fake
+	// TokenReview API; noGatekeeper turns the mTLS listener off.
+	kyverno, noGatekeeper bool
+	// docs are more top-level configuration keys (trustPolicyDocs).
+	docs map[string]any
 }
 
 type syncBuffer struct {
@@ -69,6 +90,12 @@ func ctxT(t *testing.T) context.Context {
 // serverExtra; revocation answers are kept for revocationTTL.
 func newFixture(t *testing.T, revocationTTL string, serverExtra map[string]any) *fixture {
 	t.Helper()
+	return newFixtureWith(t, revocationTTL, serverExtra, fixtureOptions{})
+}
+
+// newFixtureWith is newFixture with options.
+func newFixtureWith(t *testing.T, revocationTTL string, serverExtra map[string]any, o fixtureOptions) *fixture {
+	t.Helper()
 	dir := t.TempDir()
 	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
 	if err != nil {
@@ -79,11 +106,20 @@ func newFixture(t *testing.T, revocationTTL string, serverExtra map[string]any) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, stack: stack, pki: pki, dir: dir, file: filepath.Join(dir, "config.json"), logs: &syncBuffer{}}
+	f := &fixture{t: t, stack: stack, pki: pki, dir: dir, file: filepath.Join(dir, "config.json"), logs: &syncBuffer{}, opts: o}
+	if o.kyverno {
+		if f.reviewer, err = NewTokenReviewer(filepath.Join(dir, "tokenreview")); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.reviewer.Close)
+		f.token = f.reviewer.Issue(config.DefaultKyvernoCallers()[0], config.DefaultKyvernoAudience)
+		f.kyvernoCfg = map[string]any{"enabled": true,
+			"tokenReview": map[string]any{"apiServer": f.reviewer.URL, "caFile": f.reviewer.CAFile, "tokenFile": f.reviewer.TokenFile}}
+	}
 	f.writeConfig(f.config("strict", nil, revocationTTL, serverExtra))
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.srv, err = server.New(server.Options{ConfigFile: f.file, Version: "0.1.0-test", Logger: log, AWS: &stack.AWS,
-		ReloadInterval: time.Hour, Address: "127.0.0.1:0", HealthAddress: "127.0.0.1:0"})
+		ReloadInterval: time.Hour, Address: "127.0.0.1:0", HealthAddress: "127.0.0.1:0", KyvernoAddress: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +141,15 @@ func newFixture(t *testing.T, revocationTTL string, serverExtra map[string]any) 
 	}
 	f.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 200, ForceAttemptHTTP2: true}, Timeout: 30 * time.Second}
 	t.Cleanup(f.hc.CloseIdleConnections)
+	if o.kyverno {
+		f.checkURL = "https://" + f.srv.KyvernoAddr() + kyverno.Path
+		kcfg, err := pki.ClientTLS(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.kc = &http.Client{Transport: &http.Transport{TLSClientConfig: kcfg, MaxIdleConnsPerHost: 200}, Timeout: 30 * time.Second}
+		t.Cleanup(f.kc.CloseIdleConnections)
+	}
 	return f
 }
 
@@ -114,13 +159,25 @@ func (f *fixture) config(level string, identities []string, revocationTTL string
 		"tls":      map[string]any{"certFile": f.pki.ServerCert, "keyFile": f.pki.ServerKey, "clientCAFile": f.pki.CAFile},
 		"registry": map[string]any{"plainHTTP": true},
 	}
-	for k, v := range serverExtra {
-		srv[k] = v
+	if f.opts.noGatekeeper {
+		srv["gatekeeper"] = map[string]any{"enabled": false}
+		delete(srv["tls"].(map[string]any), "clientCAFile")
 	}
+	if f.kyvernoCfg != nil {
+		k := map[string]any{}
+		for key, v := range f.kyvernoCfg {
+			k[key] = v
+		}
+		srv["kyverno"] = k
+	}
+	mergeServer(srv, serverExtra)
 	c := f.stack.VerifierConfig("awssigner", level, identities, map[string]any{
 		"revocation": map[string]any{"timeout": "2s", "cacheTTL": revocationTTL},
 		"server":     srv,
 	})
+	for k, v := range f.opts.docs {
+		c[k] = v
+	}
 	delete(c, "artifactTypes")
 	return c
 }

@@ -1,0 +1,395 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/distribution/reference"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/kyverno"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/signeremu"
+)
+
+// kimage is ref as Kyverno's images variable has it, written at pointer.
+func kimage(t *testing.T, ref, pointer string) kyverno.Image {
+	t.Helper()
+	named, err := reference.ParseNormalizedNamed(ref)
+	fatalIf(t, err)
+	img := kyverno.Image{Registry: reference.Domain(named), Path: reference.Path(named), JSONPointer: pointer}
+	img.Name = img.Path[strings.LastIndex(img.Path, "/")+1:]
+	if d, ok := named.(reference.Digested); ok {
+		img.Digest = d.Digest().String()
+	} else if tg, ok := named.(reference.Tagged); ok {
+		img.Tag = tg.Tag()
+	} else {
+		img.Tag = "latest"
+	}
+	img.Reference = img.Ref()
+	img.ReferenceWithTag = img.Repository() + ":" + img.Tag
+	return img
+}
+
+// kbody is a /checkimages request body.
+func kbody(t *testing.T, images map[string]map[string]kyverno.Image, extra map[string]any) []byte {
+	t.Helper()
+	m := map[string]any{"images": images}
+	for k, v := range extra {
+		m[k] = v
+	}
+	b, err := json.Marshal(m)
+	fatalIf(t, err)
+	return append(b, '\n') // as Kyverno sends it
+}
+
+// checkImages POSTs body as Kyverno's apiCall does (no Content-Type) with
+// token ("" for none) and returns the status, the body and, on 200, the
+// decoded response.
+func (f *fixture) checkImages(body []byte, token string) (int, string, kyverno.Response) {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.checkURL, bytes.NewReader(body))
+	fatalIf(f.t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := f.kc.Do(req)
+	fatalIf(f.t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var kr kyverno.Response
+	if resp.StatusCode == http.StatusOK {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			f.t.Errorf("200 with Content-Type %q", ct)
+		}
+		if err := json.Unmarshal(raw, &kr); err != nil {
+			f.t.Fatalf("200, not a response: %v\n%s", err, raw)
+		}
+	} else if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		f.t.Errorf("HTTP %d with Content-Type %q", resp.StatusCode, ct)
+	}
+	return resp.StatusCode, string(raw), kr
+}
+
+func newKyvernoFixture(t *testing.T, o fixtureOptions) *fixture {
+	o.kyverno = true
+	return newFixtureWith(t, "5m", nil, o)
+}
+
+// A Pod's and a Deployment's signed images: 200, verified, one patch per
+// image given by tag pinning it to the verified digest, none for an image
+// already given by digest.
+func TestCheckImagesSigned(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	web, desc, _ := f.signed("team/web", "v1", "")
+	initRef, initDesc, _ := f.signed("team/init", "v2", "")
+	_, sideDesc, _ := f.signed("team/side", "v3", "")
+	sideByDigest := f.stack.Registry.Host + "/team/side@" + sideDesc.Digest.String()
+	host := f.stack.Registry.Host
+	for _, tc := range []struct {
+		name   string
+		prefix string
+	}{{"Pod", "/spec"}, {"Deployment", "/spec/template/spec"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			images := map[string]map[string]kyverno.Image{
+				"containers": {
+					"web":  kimage(t, web, tc.prefix+"/containers/0/image"),
+					"web2": kimage(t, web, tc.prefix+"/containers/2/image"),
+					"side": kimage(t, sideByDigest, tc.prefix+"/containers/1/image"),
+				},
+				"initContainers": {"init": kimage(t, initRef, tc.prefix+"/initContainers/0/image")},
+			}
+			status, raw, resp := f.checkImages(kbody(t, images, map[string]any{"metadata": map[string]any{"any": "thing"}}), f.token)
+			if status != http.StatusOK || !resp.Verified {
+				t.Fatalf("HTTP %d %s", status, raw)
+			}
+			want := map[string]string{
+				tc.prefix + "/containers/0/image":     host + "/team/web@" + desc.Digest.String(),
+				tc.prefix + "/containers/2/image":     host + "/team/web@" + desc.Digest.String(),
+				tc.prefix + "/initContainers/0/image": host + "/team/init@" + initDesc.Digest.String(),
+			}
+			if len(resp.Results) != len(want) {
+				t.Errorf("%d patches, want %d: %+v", len(resp.Results), len(want), resp.Results)
+			}
+			for _, r := range resp.Results {
+				if r.Op != "replace" || want[r.Path] != r.Value {
+					t.Errorf("patch %+v, want replace %s with %s", r, r.Path, want[r.Path])
+				}
+			}
+			if !strings.Contains(resp.Message, "3 images verified with trustPolicyDoc: ") || !strings.Contains(resp.Message, sideByDigest) {
+				t.Errorf("message %q", resp.Message)
+			}
+		})
+	}
+	// No image at all: verified, nothing to patch.
+	if status, raw, resp := f.checkImages(kbody(t, map[string]map[string]kyverno.Image{}, nil), f.token); status != 200 || !resp.Verified || resp.Results == nil || len(resp.Results) != 0 {
+		t.Errorf("no images: HTTP %d %s", status, raw)
+	}
+}
+
+// Refused or could not check: HTTP 406, text/plain, one line per failed
+// image "<image>: <why>" with our report's message.
+func TestCheckImagesRefused(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	good, _, _ := f.signed("team/app", "good", "")
+	unsigned := f.unsigned("team/app", "unsigned")
+	otherARN, _, err := f.stack.Emulator.CreateProfile("Other", 12)
+	fatalIf(t, err)
+	untrusted, _, _ := f.signed("team/app", "other", otherARN)
+	revoked, _, job := f.signed("team/app", "revoked", "")
+	fatalIf(t, f.stack.Emulator.RevokeJob(job))
+	down, _, _ := f.signed("team/app", "down", "")
+	one := func(ref string) map[string]map[string]kyverno.Image {
+		return map[string]map[string]kyverno.Image{"containers": {"c": kimage(t, ref, "/spec/containers/0/image")}}
+	}
+	for _, tc := range []struct {
+		name, ref string
+		want      []string
+	}{
+		{"unsigned", unsigned, []string{unsigned + ": no Notation signature found", "awssigner sign"}},
+		{"untrusted", untrusted, []string{untrusted + ": ", otherARN, "not trusted"}},
+		{"revoked", revoked, []string{revoked + ": ", "revoked", job}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := f.checkImages(kbody(t, one(tc.ref), nil), f.token)
+			if status != http.StatusNotAcceptable {
+				t.Fatalf("HTTP %d %s", status, body)
+			}
+			t.Logf("406: %s", body)
+			for _, w := range tc.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("body lacks %q:\n%s", w, body)
+				}
+			}
+		})
+	}
+	t.Run("AWS down", func(t *testing.T) {
+		f.stack.Emulator.SetFault(signeremu.OpGetRevocationStatus, signeremu.Fault{Status: 500})
+		defer f.stack.Emulator.ClearFaults()
+		status, body, _ := f.checkImages(kbody(t, one(down), nil), f.token)
+		if status != http.StatusNotAcceptable || !strings.HasPrefix(body, down+": ") || !strings.Contains(body, "GetRevocationStatus") {
+			t.Fatalf("HTTP %d %s", status, body)
+		}
+	})
+	// Several images: one line per failed image, none for the good one.
+	images := map[string]map[string]kyverno.Image{"containers": {
+		"a": kimage(t, good, "/spec/containers/0/image"), "b": kimage(t, unsigned, "/spec/containers/1/image"),
+		"c": kimage(t, untrusted, "/spec/containers/2/image"),
+	}}
+	status, body, _ := f.checkImages(kbody(t, images, nil), f.token)
+	lines := strings.Split(strings.TrimSpace(body), "\n")
+	if status != http.StatusNotAcceptable || len(lines) != 2 || strings.Contains(body, good+":") {
+		t.Errorf("HTTP %d, %d lines:\n%s", status, len(lines), body)
+	}
+}
+
+// imageReferences select the images checked; the others are skipped and
+// listed in the message.
+func TestCheckImagesSelection(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	good, desc, _ := f.signed("team/app", "v1", "")
+	unsigned := f.unsigned("other/tool", "v1")
+	images := map[string]map[string]kyverno.Image{"containers": {
+		"app": kimage(t, good, "/spec/containers/0/image"), "tool": kimage(t, unsigned, "/spec/containers/1/image"),
+	}}
+	host := f.stack.Registry.Host
+	for _, tc := range []struct {
+		patterns []string
+		status   int
+	}{
+		{[]string{host + "/team/*"}, 200},
+		{[]string{"*/team/app:v?"}, 200},
+		{[]string{"nothing.example/*", "*/team/*"}, 200},
+		{[]string{"*"}, 406},
+		{nil, 406},
+		{[]string{host + "/other/*"}, 406},
+	} {
+		extra := map[string]any{}
+		if tc.patterns != nil {
+			extra["imageReferences"] = tc.patterns
+		}
+		status, body, resp := f.checkImages(kbody(t, images, extra), f.token)
+		if status != tc.status {
+			t.Errorf("%q: HTTP %d %s", tc.patterns, status, body)
+			continue
+		}
+		if status == 200 && (len(resp.Results) != 1 || resp.Results[0].Value != host+"/team/app@"+desc.Digest.String() ||
+			!strings.Contains(resp.Message, "not selected by imageReferences: "+unsigned)) {
+			t.Errorf("%q: %+v", tc.patterns, resp)
+		}
+		if status == 406 && !strings.HasPrefix(body, unsigned+": ") {
+			t.Errorf("%q: %s", tc.patterns, body)
+		}
+	}
+}
+
+// Named trust policies: one per team. An image of team A's profile passes
+// tp-a and is refused by tp-b and by the default document, whatever was
+// checked (and cached) before; an unknown name is refused with the names.
+func TestCheckImagesNamedTrustPolicies(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	aARN, _, err := f.stack.Emulator.CreateProfile("TeamA", 12)
+	fatalIf(t, err)
+	bARN, _, err := f.stack.Emulator.CreateProfile("TeamB", 12)
+	fatalIf(t, err)
+	doc := func(arn string) map[string]any {
+		return f.stack.VerifierConfig("awssigner", "strict", []string{arn}, nil)["trustPolicyDoc"].(map[string]any)
+	}
+	f.opts.docs = map[string]any{"trustPolicyDocs": map[string]any{"tp-a": doc(aARN), "tp-b": doc(bARN)}}
+	f.writeConfig(f.config("strict", nil, "5m", nil))
+	f.srv.Reload()
+	if f.srv.Generation() != 2 {
+		t.Fatalf("configuration with trustPolicyDocs not applied:\n%s", f.logs.String())
+	}
+	ref, desc, _ := f.signed("team-a/app", "v1", aARN)
+	images := map[string]map[string]kyverno.Image{"containers": {"app": kimage(t, ref, "/spec/containers/0/image")}}
+	ask := func(tp string) (int, string, kyverno.Response) {
+		extra := map[string]any{}
+		if tp != "-" {
+			extra["trustPolicy"] = tp
+		}
+		return f.checkImages(kbody(t, images, extra), f.token)
+	}
+	for round := 0; round < 2; round++ { // the second round from the outcome cache
+		if status, body, resp := ask("tp-a"); status != 200 || len(resp.Results) != 1 || !strings.HasSuffix(resp.Results[0].Value, desc.Digest.String()) ||
+			!strings.Contains(resp.Message, "trust policy tp-a") {
+			t.Errorf("round %d tp-a: HTTP %d %s", round, status, body)
+		}
+		for _, tp := range []string{"tp-b", "", "-"} {
+			if status, body, _ := ask(tp); status != 406 || !strings.Contains(body, aARN) {
+				t.Errorf("round %d trustPolicy %q: HTTP %d %s", round, tp, status, body)
+			}
+		}
+	}
+	status, body, _ := ask("tp-c")
+	if status != 406 || !strings.Contains(body, `trust policy "tp-c" is not configured`) || !strings.Contains(body, "tp-a, tp-b") {
+		t.Errorf("unknown trust policy: HTTP %d %s", status, body)
+	}
+	if n := f.signerCalls(); n != 1 {
+		t.Errorf("%d GetRevocationStatus calls, want 1 (tp-a once; the others refuse before the Signer)", n)
+	}
+}
+
+// Requests Kyverno's apiCall never sends, and the two features refused on
+// purpose: attestations and insecure.
+func TestCheckImagesBadRequests(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	ok := map[string]map[string]kyverno.Image{"containers": {"c": kimage(t, "127.0.0.1:1/app:v1", "/spec/containers/0/image")}}
+	big := strings.Repeat("x", 300<<10)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		status int
+		want   string
+	}{
+		{"not JSON", "{", 400, "not a JSON object"},
+		{"array", "[]", 400, "not a JSON object"},
+		{"trailing", `{"images":{}} {}`, 400, "data after its JSON object"},
+		{"unknown key", `{"images":{},"trustpolicy":"tp-a"}`, 400, `request key "trustpolicy" is unknown`},
+		{"no images", `{"imageReferences":["*"]}`, 400, "request has no images"},
+		{"images wrong type", `{"images":[]}`, 400, `request key "images"`},
+		{"no pointer", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1"}}}}`, 400, "images.containers.c.jsonPointer"},
+		{"bad pointer", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":"spec/x"}}}}`, 400, "not a JSON pointer"},
+		{"no path", `{"images":{"containers":{"c":{"registry":"r.example","jsonPointer":"/spec/x"}}}}`, 400, "has no path"},
+		{"bad reference", `{"images":{"containers":{"c":{"registry":"r.example","path":"UPPER","tag":"v1","jsonPointer":"/x"}}}}`, 400, "not an image reference"},
+		{"empty pattern", string(kbody(t, ok, map[string]any{"imageReferences": []string{""}})), 400, "imageReferences[0]"},
+		{"too large", `{"images":{},"metadata":"` + big + `"}`, 413, "over 262144 bytes (server.maxBodyBytes)"},
+		{"attestations", string(kbody(t, ok, map[string]any{"attestations": []any{map[string]any{"type": "sbom"}}})), 406, "attestations are not supported"},
+		{"insecure", string(kbody(t, ok, map[string]any{"insecure": true})), 406, "insecure is not taken from a request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body, _ := f.checkImages([]byte(tc.body), f.token)
+			if status != tc.status || !strings.Contains(body, tc.want) {
+				t.Errorf("HTTP %d %q, want %d %q", status, body, tc.status, tc.want)
+			}
+		})
+	}
+	// Empty attestations and insecure false are what kyverno-notation-aws
+	// policies often pass: accepted (the image is then checked: unreachable
+	// registry → 406 could not check).
+	status, body, _ := f.checkImages(kbody(t, ok, map[string]any{"attestations": []any{}, "insecure": false}), f.token)
+	if status != 406 || !strings.Contains(body, "could not check") {
+		t.Errorf("empty attestations: HTTP %d %s", status, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.checkURL, nil)
+	resp, err := f.kc.Do(req)
+	fatalIf(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: HTTP %d", resp.StatusCode)
+	}
+}
+
+// A Kyverno-only deployment: no Gatekeeper listener and no client CA
+// configured; /checkimages serves, over TLS 1.2 too, without a client
+// certificate; metrics carry endpoint "kyverno".
+func TestCheckImagesWithoutGatekeeper(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{noGatekeeper: true})
+	if f.srv.Addr() != "" {
+		t.Errorf("Gatekeeper's listener at %s", f.srv.Addr())
+	}
+	ref, _, _ := f.signed("team/app", "v1", "")
+	images := map[string]map[string]kyverno.Image{"containers": {"c": kimage(t, ref, "/spec/containers/0/image")}}
+	if status, body, resp := f.checkImages(kbody(t, images, nil), f.token); status != 200 || len(resp.Results) != 1 {
+		t.Fatalf("HTTP %d %s", status, body)
+	}
+	tls12, err := f.pki.ClientTLS(false)
+	fatalIf(t, err)
+	tls12.MaxVersion = 0x0303
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: tls12}}
+	defer c.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodPost, f.checkURL, bytes.NewReader(kbody(t, images, nil)))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	resp, err := c.Do(req)
+	fatalIf(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS.Version != 0x0303 {
+		t.Errorf("TLS 1.2: HTTP %d", resp.StatusCode)
+	}
+	if s, b := f.get(f.srv.HealthAddr(), "/readyz"); s != 200 || !strings.Contains(b, `"ready":true`) {
+		t.Errorf("/readyz %d %s", s, b)
+	}
+	_, m := f.get(f.srv.HealthAddr(), "/metrics")
+	for _, want := range []string{
+		`awssigner_provider_requests_total{code="200",endpoint="kyverno"} 2`,
+		`awssigner_provider_keys_total{endpoint="kyverno",outcome="verified"} 2`,
+		`awssigner_outcome_cache_lookups_total{result="hit"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// The built binary with only the Kyverno listener (test/serve.Start's
+// options, as test/kyverno uses them): ready, answers /checkimages with the
+// token Start issued, no Gatekeeper URL.
+func TestKyvernoProcess(t *testing.T) {
+	f := newFixture(t, "5m", nil) // the stack; its in-process server is not used
+	ref, desc, _ := f.signed("team/app", "v1", "")
+	p, err := Start(ctxT(t), binary, f.dir, f.stack.VerifierConfig("awssigner", "strict", nil, nil), WithKyverno(), WithoutGatekeeper())
+	fatalIf(t, err)
+	defer func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("serve log:\n%s", p.Log())
+		}
+	}()
+	if p.VerifyURL != "" || p.CheckImagesURL == "" || p.KyvernoToken == "" {
+		t.Fatalf("process %+v", p)
+	}
+	client := p.KyvernoClient()
+	defer client.CloseIdleConnections()
+	images := map[string]map[string]kyverno.Image{"containers": {"c": kimage(t, ref, "/spec/containers/0/image")}}
+	status, body, err := p.CheckImages(ctxT(t), client, kbody(t, images, nil))
+	fatalIf(t, err)
+	var resp kyverno.Response
+	if status != 200 || json.Unmarshal(body, &resp) != nil || len(resp.Results) != 1 || resp.Results[0].Value != f.stack.Registry.Host+"/team/app@"+desc.Digest.String() {
+		t.Fatalf("HTTP %d %s", status, body)
+	}
+	if err := p.Stop(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
