@@ -21,6 +21,8 @@ type metrics struct {
 	signerCalls   prometheus.Counter
 	signerErrors  prometheus.Counter
 	reloads       *prometheus.CounterVec
+	callers       *prometheus.CounterVec
+	tokenCache    *prometheus.CounterVec
 	generation    prometheus.Gauge
 	reloadOK      *prometheus.GaugeVec
 }
@@ -46,13 +48,17 @@ func newMetrics() *metrics {
 			Help: "GetRevocationStatus checks that failed (AWS Signer unreachable, refusing or too slow)."}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
 			Help: "Reloads of the configuration file and of the TLS files, by what (config, tls) and result (success, failure)."}, []string{"what", "result"}),
+		callers: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "caller_auth_total",
+			Help: "Callers of the Kyverno endpoint, by outcome: allowed, noToken, invalidToken, wrongAudience, forbidden, unavailable (the TokenReview could not be made)."}, []string{"outcome"}),
+		tokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "caller_token_cache_lookups_total",
+			Help: "Lookups of admitted bearer tokens (by SHA-256) before a TokenReview, by result (hit, miss)."}, []string{"result"}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "config_generation",
 			Help: "Generation of the configuration in use (1 at start, +1 per successful reload)."}),
 		reloadOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_reload_success",
 			Help: "1 when the last load of the configuration file or the TLS files succeeded, 0 while a bad one is refused and the last good one kept."}, []string{"what"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.keys, m.verifications, m.outcomeCache, m.signerCalls, m.signerErrors,
-		m.reloads, m.generation, m.reloadOK, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		m.reloads, m.callers, m.tokenCache, m.generation, m.reloadOK, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -82,12 +88,17 @@ func (m *metrics) report(r verification.Report) {
 	}
 }
 
-func (m *metrics) lookup(hit bool) {
+func (m *metrics) lookup(hit bool) { m.outcomeCache.WithLabelValues(hitOrMiss(hit)).Inc() }
+
+func (m *metrics) tokenLookup(hit bool) { m.tokenCache.WithLabelValues(hitOrMiss(hit)).Inc() }
+
+func (m *metrics) callerAuth(outcome string) { m.callers.WithLabelValues(outcome).Inc() }
+
+func hitOrMiss(hit bool) string {
 	if hit {
-		m.outcomeCache.WithLabelValues("hit").Inc()
-	} else {
-		m.outcomeCache.WithLabelValues("miss").Inc()
+		return "hit"
 	}
+	return "miss"
 }
 
 func (m *metrics) reloaded(what string, err error) {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/distribution/reference"
 
@@ -391,5 +393,139 @@ func TestKyvernoProcess(t *testing.T) {
 	}
 	if err := p.Stop(); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
+
+// Only Kyverno's service accounts are served: the bearer token is checked
+// with a TokenReview (audience, user), admitted tokens remembered briefly
+// by their hash; with the TokenReview API unreachable or refusing serve,
+// nobody new is admitted.
+func TestCheckImagesCallerAuth(t *testing.T) {
+	f := newKyvernoFixture(t, fixtureOptions{})
+	ref, _, _ := f.signed("team/app", "v1", "")
+	body := kbody(t, map[string]map[string]kyverno.Image{"containers": {"c": kimage(t, ref, "/spec/containers/0/image")}}, nil)
+	r := f.reviewer
+	reports := r.Issue("system:serviceaccount:kyverno:kyverno-reports-controller", "awssigner")
+	for _, tc := range []struct {
+		name, token string
+		status      int
+		want        string
+	}{
+		{"admission controller", f.token, 200, ""},
+		{"reports controller", reports, 200, ""},
+		{"no token", "", 401, "no bearer token"},
+		{"unknown token", "not-a-token", 401, "the bearer token is not valid"},
+		{"other service account", r.Issue("system:serviceaccount:default:app", "awssigner"), 403, `caller "system:serviceaccount:default:app" is not allowed`},
+		{"wrong audience", r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "https://kubernetes.default.svc"), 401, "not valid for audience awssigner"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, got, _ := f.checkImages(body, tc.token)
+			if status != tc.status || !strings.Contains(got, tc.want) {
+				t.Errorf("HTTP %d %q, want %d %q", status, got, tc.status, tc.want)
+			}
+		})
+	}
+	// Another scheme, and two headers.
+	for _, h := range [][]string{{"Basic " + f.token}, {"Bearer " + f.token, "Bearer " + reports}} {
+		req, _ := http.NewRequest(http.MethodPost, f.checkURL, bytes.NewReader(body))
+		for _, v := range h {
+			req.Header.Add("Authorization", v)
+		}
+		resp, err := f.kc.Do(req)
+		fatalIf(t, err)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%q: HTTP %d %q", h, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+
+	// Cache: the two admitted tokens were reviewed once each; asking again
+	// makes no review.
+	before := r.Calls()
+	for i := 0; i < 3; i++ {
+		if status, got, _ := f.checkImages(body, f.token); status != 200 {
+			t.Fatalf("HTTP %d %s", status, got)
+		}
+	}
+	if r.Calls() != before {
+		t.Errorf("%d TokenReviews for an admitted token within tokenCacheTTL, want 0", r.Calls()-before)
+	}
+	_, m := f.get(f.srv.HealthAddr(), "/metrics")
+	for _, want := range []string{`awssigner_caller_token_cache_lookups_total{result="hit"} 3`, `awssigner_caller_auth_total{outcome="allowed"} 5`,
+		`awssigner_caller_auth_total{outcome="forbidden"} 1`, `awssigner_caller_auth_total{outcome="wrongAudience"} 1`,
+		`awssigner_caller_auth_total{outcome="invalidToken"} 1`, `awssigner_caller_auth_total{outcome="noToken"} 3`,
+		`awssigner_provider_requests_total{code="401",endpoint="kyverno"} 5`, `awssigner_provider_requests_total{code="403",endpoint="kyverno"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Concurrent requests with a new token: one review.
+	fresh := r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "awssigner")
+	before = r.Calls()
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, got, _ := f.checkImages(body, fresh); status != 200 {
+				t.Errorf("HTTP %d %s", status, got)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := r.Calls() - before; n != 1 {
+		t.Errorf("%d TokenReviews for 20 simultaneous requests with one token, want 1", n)
+	}
+
+	// The API server down, or refusing serve's own token: a new token is
+	// refused (503, fail closed); nothing of it is remembered.
+	newToken := r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "awssigner")
+	for _, tc := range []struct {
+		status int
+		want   string
+	}{{503, "answered the TokenReview with HTTP 503"}, {403, "bind serve's ServiceAccount to the ClusterRole system:auth-delegator"}} {
+		r.Fail(tc.status)
+		if status, got, _ := f.checkImages(body, newToken); status != 503 || !strings.Contains(got, tc.want) {
+			t.Errorf("API server failing %d: HTTP %d %s", tc.status, status, got)
+		}
+	}
+	r.Fail(0)
+	if status, got, _ := f.checkImages(body, newToken); status != 200 {
+		t.Errorf("API server back: HTTP %d %s", status, got)
+	}
+	r.Close()
+	if status, got, _ := f.checkImages(body, r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "awssigner")); status != 503 || !strings.Contains(got, "TokenReview to the Kubernetes API server") {
+		t.Errorf("API server unreachable: HTTP %d %s", status, got)
+	}
+}
+
+// An admitted token is remembered for tokenCacheTTL only: a token deleted
+// in the cluster is refused once that has passed; with 0s every request
+// is reviewed.
+func TestCheckImagesTokenCacheTTL(t *testing.T) {
+	f := newFixtureWith(t, "5m", map[string]any{"kyverno": map[string]any{"tokenCacheTTL": "300ms"}}, fixtureOptions{kyverno: true})
+	body := kbody(t, map[string]map[string]kyverno.Image{}, nil)
+	if status, got, _ := f.checkImages(body, f.token); status != 200 {
+		t.Fatalf("HTTP %d %s", status, got)
+	}
+	f.reviewer.Revoke(f.token)
+	if status, _, _ := f.checkImages(body, f.token); status != 200 {
+		t.Errorf("within the TTL: HTTP %d", status)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if status, got, _ := f.checkImages(body, f.token); status != 401 {
+		t.Errorf("after the TTL: HTTP %d %s", status, got)
+	}
+
+	f.writeConfig(f.config("strict", nil, "5m", map[string]any{"kyverno": map[string]any{"tokenCacheTTL": "0s"}}))
+	f.srv.Reload()
+	tok := f.reviewer.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "awssigner")
+	before := f.reviewer.Calls()
+	for i := 0; i < 3; i++ {
+		f.checkImages(body, tok)
+	}
+	if n := f.reviewer.Calls() - before; n != 3 {
+		t.Errorf("%d TokenReviews for 3 requests with tokenCacheTTL 0s", n)
 	}
 }
