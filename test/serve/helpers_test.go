@@ -32,7 +32,7 @@ import (
 
 // fixture is a registry, the emulator, a PKI and a running provider.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	stack *harness.Stack
 	pki   *harness.PKI
 	dir   string
@@ -79,7 +79,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -94,7 +94,7 @@ func newFixture(t *testing.T, revocationTTL string, serverExtra map[string]any) 
 }
 
 // newFixtureWith is newFixture with options.
-func newFixtureWith(t *testing.T, revocationTTL string, serverExtra map[string]any, o fixtureOptions) *fixture {
+func newFixtureWith(t testing.TB, revocationTTL string, serverExtra map[string]any, o fixtureOptions) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
@@ -322,7 +322,7 @@ func (f *fixture) get(addr, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func fatalIf(t *testing.T, err error) {
+func fatalIf(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

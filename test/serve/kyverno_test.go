@@ -17,7 +17,7 @@ import (
 )
 
 // kimage is ref as Kyverno's images variable has it, written at pointer.
-func kimage(t *testing.T, ref, pointer string) kyverno.Image {
+func kimage(t testing.TB, ref, pointer string) kyverno.Image {
 	t.Helper()
 	named, err := reference.ParseNormalizedNamed(ref)
 	fatalIf(t, err)
@@ -36,7 +36,7 @@ func kimage(t *testing.T, ref, pointer string) kyverno.Image {
 }
 
 // kbody is a /checkimages request body.
-func kbody(t *testing.T, images map[string]map[string]kyverno.Image, extra map[string]any) []byte {
+func kbody(t testing.TB, images map[string]map[string]kyverno.Image, extra map[string]any) []byte {
 	t.Helper()
 	m := map[string]any{"images": images}
 	for k, v := range extra {
