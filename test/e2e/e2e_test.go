@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,19 +20,16 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/rest"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 )
 
 const (
-	gkNamespace = "gatekeeper-system"
+	gkNamespace = GatekeeperNamespace
 	nsAll       = "e2e"      // the cluster-wide Constraint only
 	nsTeam      = "e2e-team" // + a restriction to profile Team
 	nsWarn      = "e2e-warn" // only a warn-only restriction to Team
@@ -52,7 +47,17 @@ const (
 	// verifier and the notation one, under its config policy.
 	nsShared    = "e2e-shared"
 	scopeShared = "scope-shared"
-	denyPrefix  = `admission webhook "validation.gatekeeper.sh" denied the request`
+	// A scope whose verifier's level is permissive, for the load's Signer
+	// throttling (verdicts per level).
+	nsPermissive    = "e2e-permissive"
+	scopePermissive = "scope-permissive"
+	// The provider path's namespaces (Gatekeeper → awssigner serve, no
+	// Ratify): its cluster-wide Constraint and a restriction to Team.
+	nsProvider     = "e2e-provider"
+	nsProviderTeam = "e2e-provider-team"
+	// No Constraint: the load's anchor.
+	nsAnchor   = "e2e-no-policy"
+	denyPrefix = `admission webhook "validation.gatekeeper.sh" denied the request`
 	// What Ratify's chart installs by default next to ours.
 	notationVerifier = "verifier-notation"
 	// signedRuns is how many freshly signed images must be admitted in a row
@@ -65,17 +70,12 @@ const (
 	sharedRuns = 100
 )
 
-var (
-	gvrTemplate   = schema.GroupVersionResource{Group: "templates.gatekeeper.sh", Version: "v1", Resource: "constrainttemplates"}
-	gvrConstraint = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "awssignerverifiedimages"}
-	gvrVerifier   = schema.GroupVersionResource{Group: "config.ratify.deislabs.io", Version: "v1beta1", Resource: "verifiers"}
-	gvrNSVerifier = schema.GroupVersionResource{Group: "config.ratify.deislabs.io", Version: "v1beta1", Resource: "namespacedverifiers"}
-	gvrProvider   = schema.GroupVersionResource{Group: "externaldata.gatekeeper.sh", Version: "v1beta1", Resource: "providers"}
-)
-
 // procs holds every process the test starts; TestMain and a signal
 // handler stop them all.
 var procs Procs
+
+// loadTable collects the load and fault runs, printed at the end.
+var loadTable LoadTable
 
 // testDir is the run's directory, named when the run is interrupted.
 var testDir string
@@ -94,6 +94,7 @@ func TestMain(m *testing.M) {
 	}()
 	code := m.Run()
 	procs.StopAll()
+	loadTable.Print(os.Stdout)
 	os.Exit(code)
 }
 
@@ -117,33 +118,13 @@ func (w *warnings) take() []string {
 	return l
 }
 
-// bins are the programs the test runs.
-type bins struct{ apiserver, gatekeeper, ratify, kubectl string }
-
-func findBins(root string) (bins, error) {
-	b := bins{filepath.Join(root, "bin", "kube-apiserver"), filepath.Join(root, "bin", "gatekeeper"), filepath.Join(root, "bin", "ratify"), filepath.Join(root, "bin", "kubectl")}
-	if p := os.Getenv("RATIFY_BIN"); p != "" {
-		b.ratify = p
-	}
-	var missing []string
-	for _, p := range []string{b.apiserver, b.gatekeeper, b.ratify, b.kubectl} {
-		if _, err := os.Stat(p); err != nil {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		return b, fmt.Errorf("missing %s: run `make e2e` (builds them into bin/)", strings.Join(missing, ", "))
-	}
-	return b, nil
-}
-
 func TestAdmission(t *testing.T) {
 	start := time.Now()
 	root, err := harness.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := findBins(root)
+	b, err := FindBins(filepath.Join(root, "bin"))
 	if err != nil {
 		if os.Getenv("REQUIRE_INTEGRATION") == "1" {
 			t.Fatal(err)
@@ -172,9 +153,10 @@ func TestAdmission(t *testing.T) {
 		}
 		os.RemoveAll(dir)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	step := func(name string) { t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), name) }
+	warns := &warnings{}
 
 	// Registry, AWS Signer emulator, images.
 	step("registry + AWS Signer emulator")
@@ -192,21 +174,28 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs := map[string]string{}
-	image := func(tag, profile string) string {
-		ref, desc, err := stack.PushImage(ctx, "team/app", tag)
+	laterARN, _, err := stack.Emulator.CreateProfile("Later", 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := images{ref: map[string]string{}, digest: map[string]string{}, job: map[string]string{}}
+	jobs := im.job
+	imageIn := func(repo, tag, profile string) string {
+		ref, desc, err := stack.PushImage(ctx, repo, tag)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if profile != "" {
-			_, job, err := stack.Sign(ctx, "team/app", desc, profile)
+			_, job, err := stack.Sign(ctx, repo, desc, profile)
 			if err != nil {
 				t.Fatal(err)
 			}
 			jobs[tag] = job
 		}
+		im.ref[tag], im.digest[tag] = ref, desc.Digest.String()
 		return ref
 	}
+	image := func(tag, profile string) string { return imageIn("team/app", tag, profile) }
 	signed := image("signed", stack.ProfileARN)
 	signed2 := image("signed2", stack.ProfileARN)
 	revocable := image("revocable", stack.ProfileARN)
@@ -232,206 +221,57 @@ func TestAdmission(t *testing.T) {
 	t.Cleanup(func() { proxy.Close() })
 	behindAuth := strings.Replace(signed, stack.Registry.Host, proxyHost, 1)
 
+	// The provider path's own images, and the load's: 20 signed, 5
+	// unsigned, 5 untrusted (both paths), 5 in perm/app (level permissive
+	// on both paths) and 5 signed ones through a front that can stop like
+	// a registry. Each load image has a repository of its own: the test
+	// registry reads every manifest of a repository to list referrers
+	// (team/app holds about 300), a cost no real registry has.
+	image("p-revocable", stack.ProfileARN)
+	image("later", laterARN)
+	front, err := StartFront(stack.Registry.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(front.Stop)
+	var load struct{ signed, unsigned, untrusted, front, perm []LoadImage }
+	for i := 0; i < 20; i++ {
+		tag := fmt.Sprintf("load-signed-%02d", i)
+		load.signed = append(load.signed, LoadImage{Ref: imageIn("load/"+tag, tag, stack.ProfileARN), Class: "signed", Expect: Expect{Admit: true}})
+		if i < 5 {
+			ref := strings.Replace(im.ref[tag], stack.Registry.Host, front.Addr, 1)
+			load.front = append(load.front, LoadImage{Ref: ref, Class: "signed, through the registry front", Expect: Expect{Admit: true}})
+			u := imageIn(fmt.Sprintf("load/unsigned-%d", i), fmt.Sprintf("load-unsigned-%d", i), "")
+			load.unsigned = append(load.unsigned, LoadImage{Ref: u, Class: "unsigned", Expect: Expect{Want: []string{denyPrefix, notAllowed(u), "it has no signature"}}})
+			x := imageIn(fmt.Sprintf("load/untrusted-%d", i), fmt.Sprintf("load-untrusted-%d", i), strangerARN)
+			load.untrusted = append(load.untrusted, LoadImage{Ref: x, Class: "untrusted", Expect: Expect{Want: []string{denyPrefix, notAllowed(x), strangerARN}}})
+			load.perm = append(load.perm, LoadImage{Ref: imageIn("perm/app", fmt.Sprintf("load-perm-%d", i), stack.ProfileARN), Class: "signed, permissive", Expect: Expect{Admit: true}})
+		}
+	}
+
 	pluginDir := filepath.Join(dir, "plugins")
 	os.MkdirAll(pluginDir, 0o755)
 	step("build the awssigner plugin")
-	if _, err := harness.PluginBinary(pluginDir); err != nil {
+	awssigner, err := harness.PluginBinary(pluginDir)
+	if err != nil {
 		t.Fatal(err)
 	}
 
-	// etcd + kube-apiserver.
-	step("etcd + kube-apiserver")
-	cp, err := StartControlPlane(&procs, dir, logDir, b.apiserver)
+	cluster, err := StartCluster(ctx, &procs, ClusterOptions{Root: root, Dir: dir, Bins: b, WarningHandler: warns, Step: step,
+		Namespaces: []string{nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig, nsShared, scopeShared,
+			nsPermissive, scopePermissive, nsProvider, nsProviderTeam, nsAnchor}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	warns := &warnings{}
-	cfg := rest.CopyConfig(cp.Config)
-	cfg.WarningHandler = warns
-	kube, err := NewKube(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	step("kubeconfig at " + cp.Kubeconfig)
+	t.Cleanup(cluster.Close)
+	kube, cp, gk, ca := cluster.Kube, cluster.CP, cluster.Gatekeeper, cluster.CA
+	gkCerts, ratifyDir := cluster.GatekeeperCerts, cluster.RatifyDir
 
-	// Namespaces (and their default ServiceAccount: no controller-manager
-	// runs) before Gatekeeper's namespace webhook exists.
-	for _, ns := range []string{gkNamespace, nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig, nsShared, scopeShared} {
-		if _, err := kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := kube.Client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// CRDs of Gatekeeper (its staging manifest) and Ratify (its chart).
-	step("CRDs of Gatekeeper v3.23.1 and Ratify v1.4.6")
-	gkDir, err := ModuleDir(filepath.Join(root, "tools", "gatekeeper"), "github.com/open-policy-agent/gatekeeper/v3@v3.23.1")
+	rat, err := cluster.StartRatify(ctx, stack)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ratifyDir, err := ModuleDir(filepath.Join(root, "tools"), "github.com/ratify-project/ratify@v1.4.6")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gkManifest, err := os.ReadFile(filepath.Join(gkDir, "manifest_staging", "deploy", "gatekeeper.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gkObjs, err := DecodeYAML(gkManifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crds []*unstructured.Unstructured
-	var vwc *unstructured.Unstructured
-	for _, o := range gkObjs {
-		switch {
-		case o.GetKind() == "CustomResourceDefinition":
-			crds = append(crds, o)
-		case o.GetKind() == "ValidatingWebhookConfiguration" && o.GetName() == "gatekeeper-validating-webhook-configuration":
-			vwc = o
-		}
-	}
-	files, _ := filepath.Glob(filepath.Join(ratifyDir, "charts", "ratify", "crds", "*.yaml"))
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := DecodeYAML(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		crds = append(crds, objs...)
-	}
-	if vwc == nil || len(crds) < 20 {
-		t.Fatalf("found %d CRDs and webhook configuration %v in the Gatekeeper and Ratify modules", len(crds), vwc != nil)
-	}
-	if err := kube.Apply(ctx, "", crds...); err != nil {
-		t.Fatal(err)
-	}
-	var crdNames []string
-	for _, c := range crds {
-		crdNames = append(crdNames, c.GetName())
-	}
-	if err := kube.WaitCRDs(ctx, crdNames, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d CRDs established", len(crds))
-
-	// PKI: one CA; Gatekeeper's certificate serves the webhook and is its
-	// client certificate towards Ratify (mTLS).
-	pkiDir := filepath.Join(dir, "pki")
-	os.MkdirAll(pkiDir, 0o700)
-	ca, err := harness.NewCA(pkiDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gkCerts, ratifyCerts := filepath.Join(pkiDir, "gatekeeper"), filepath.Join(pkiDir, "ratify")
-	if err := ca.IssueDir(gkCerts, "gatekeeper", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth); err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.IssueDir(ratifyCerts, "ratify", x509.ExtKeyUsageServerAuth); err != nil {
-		t.Fatal(err)
-	}
-	caBundle := base64.StdEncoding.EncodeToString(ca.PEM)
-
-	// Gatekeeper manager, out of cluster.
-	step("Gatekeeper manager")
-	gkPort, _ := harness.FreePort()
-	gkHealth, _ := harness.FreePort()
-	gkProm, _ := harness.FreePort()
-	baseEnv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "KUBECONFIG=" + cp.Kubeconfig}
-	gk, err := procs.Start(logDir, "gatekeeper", append(baseEnv, "POD_NAMESPACE="+gkNamespace, "POD_NAME=gatekeeper-e2e"), b.gatekeeper,
-		"--kubeconfig="+cp.Kubeconfig, "--debug-use-fake-pod",
-		"--operation=webhook", "--operation=status", "--operation=generate",
-		"--host=127.0.0.1", fmt.Sprintf("--port=%d", gkPort), "--cert-dir="+gkCerts, "--disable-cert-rotation",
-		fmt.Sprintf("--health-addr=127.0.0.1:%d", gkHealth), "--metrics-addr=0", fmt.Sprintf("--prometheus-port=%d", gkProm),
-		"--enable-external-data=true", "--external-data-provider-response-cache-ttl=0s",
-		"--log-denies", "--shutdown-delay=0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitHTTP(gk, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", gkHealth), "", 60*time.Second); err != nil {
-		t.Fatal(err)
-	}
-
-	// Its validating webhook, by URL, failing closed.
-	vwc.SetResourceVersion("")
-	whs, _, _ := unstructured.NestedSlice(vwc.Object, "webhooks")
-	for i, w := range whs {
-		m := w.(map[string]any)
-		cc := m["clientConfig"].(map[string]any)
-		svc := cc["service"].(map[string]any)
-		m["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://127.0.0.1:%d%s", gkPort, svc["path"]), "caBundle": caBundle}
-		m["failurePolicy"] = "Fail"
-		m["timeoutSeconds"] = int64(10)
-		whs[i] = m
-	}
-	unstructured.SetNestedSlice(vwc.Object, whs, "webhooks")
-	if err := kube.Apply(ctx, "", vwc); err != nil {
-		t.Fatal(err)
-	}
-
-	// ratify serve in Kubernetes mode (CRD manager), HTTPS + mTLS.
-	step("ratify serve (CRD manager) with the awssigner plugin")
-	ratifyHome := filepath.Join(dir, "ratify")
-	os.MkdirAll(ratifyHome, 0o700)
-	ratifyCfg := filepath.Join(ratifyHome, "config.json")
-	os.WriteFile(ratifyCfg, []byte(`{"logger":{"formatter":"text"},"executor":{"verificationRequestTimeout":4900,"mutationRequestTimeout":1950},"crl":{"cache":{"enabled":false}}}`), 0o600)
-	ratifyPort, _ := harness.FreePort()
-	ratifyHealth, _ := harness.FreePort()
-	ratifyEnv := append(harness.Env(ratifyHome), "KUBECONFIG="+cp.Kubeconfig, "RATIFY_NAMESPACE="+gkNamespace, "AWS_REGION="+stack.Emulator.Region())
-	startRatify := func() *Proc {
-		p, err := procs.Start(logDir, "ratify", ratifyEnv, b.ratify, "serve",
-			"--http", fmt.Sprintf("127.0.0.1:%d", ratifyPort), "-c", ratifyCfg, "--enable-crd-manager",
-			"--cert-dir", ratifyCerts, "--ca-cert-file", ca.File,
-			"--cache-enabled=true", "--cache-ttl=1s", "--health-port", fmt.Sprintf("127.0.0.1:%d", ratifyHealth))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	ratify := startRatify()
-	if err := waitHTTP(ratify, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", ratifyHealth), "", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-
-	// Ratify's Store and Policy (as its chart creates them), and the
-	// Gatekeeper Provider pointing at ratify serve.
-	ratifyURL := fmt.Sprintf("https://127.0.0.1:%d/ratify/gatekeeper/v1/verify", ratifyPort)
-	base, err := DecodeYAML([]byte(fmt.Sprintf(`
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Store
-metadata: {name: store-oras}
-spec:
-  name: oras
-  version: 1.0.0
-  parameters: {useHttp: true}
----
-apiVersion: config.ratify.deislabs.io/v1beta1
-kind: Policy
-metadata: {name: ratify-policy}
-spec:
-  type: config-policy
-  parameters:
-    artifactVerificationPolicies: {default: all}
----
-apiVersion: externaldata.gatekeeper.sh/v1beta1
-kind: Provider
-metadata: {name: ratify-provider}
-spec:
-  url: %s
-  timeout: 5
-  caBundle: %s
-`, ratifyURL, caBundle)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kube.Apply(ctx, gkNamespace, base...); err != nil {
-		t.Fatal(err)
-	}
+	ratify, ratifyURL := rat.Proc, rat.URL
 
 	// Ratify's own notation Verifier, exactly as Ratify's chart (default
 	// values) renders it: with Ratify's config policy it competes with ours
@@ -444,32 +284,27 @@ spec:
 	if err := kube.Apply(ctx, gkNamespace, nv...); err != nil {
 		t.Fatal(err)
 	}
-	if err := kube.WaitField(ctx, gvrVerifier, "", notationVerifier, true, 30*time.Second, "status", "issuccess"); err != nil {
+	if err := kube.WaitField(ctx, GVRVerifier, "", notationVerifier, true, 30*time.Second, "status", "issuccess"); err != nil {
 		t.Fatalf("%v (see %s)", err, ratify.Log)
 	}
 
 	// Our chart: one real `helm install --wait` (Helm's install action with
 	// the kubeconfig), the hook Job run by the stand-in runner.
 	chartDir := filepath.Join(root, "charts", "ratify-aws-signer")
-	vals := map[string]any{
-		"trustedSigningProfiles": []any{stack.ProfileARN, otherARN},
-		"trustStores":            map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}},
-		"revocation":             map[string]any{"cacheTTL": "1s", "cacheDir": filepath.Join(dir, "revocation-cache")},
-		"aws":                    map[string]any{"endpoint": stack.Emulator.URL(), "region": stack.Emulator.Region()},
-		"verifier":               map[string]any{"address": pluginDir},
+	vals := Merge(RatifyChartValues(stack, dir, pluginDir, stack.ProfileARN, otherARN), map[string]any{
 		"policies": map[string]any{"constraints": map[string]any{
-			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared},
+			// The provider path's namespaces have their own Constraints.
+			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared, nsPermissive, nsProvider, nsProviderTeam, nsAnchor},
 			"namespaceRestrictions": []any{
 				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 				map[string]any{"namespaces": []any{nsWarn}, "allowedSigningProfiles": []any{stack.ProfileARN}, "enforcementAction": "warn"},
 			},
 		}},
-	}
-	hookJobs := StartJobRunner(kube, cp, b.kubectl, gkNamespace, dir, t.Logf)
-	t.Cleanup(hookJobs.Stop)
+	})
+	hookJobs := cluster.Jobs
 
 	step("coexistence guard: a cluster-wide awssigner Verifier next to " + notationVerifier + " is refused")
-	_, err = HelmInstall(ctx, cp, chartDir, "ratify-aws-signer-cluster", gkNamespace, merge(vals, map[string]any{
+	_, err = HelmInstall(ctx, cp, chartDir, "ratify-aws-signer-cluster", gkNamespace, Merge(vals, map[string]any{
 		"verifier": map[string]any{"kind": "Verifier", "address": pluginDir},
 		"policies": map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
 	}), func(string, ...any) {})
@@ -478,38 +313,26 @@ spec:
 	}
 	t.Logf("  refused: %.200s…", err)
 
-	step("helm install --wait (single pass)")
 	t0 := time.Now()
-	rel, err := HelmInstall(ctx, cp, chartDir, "ratify-aws-signer", gkNamespace, vals, func(string, ...any) {})
+	constraints := []string{"aws-signer-verified-images", "aws-signer-verified-images-" + nsTeam, "aws-signer-verified-images-" + nsWarn}
+	rel, err := cluster.InstallRatifyChart(ctx, "ratify-aws-signer", vals, constraints...)
 	if err != nil {
-		for _, r := range hookJobs.Runs() {
-			t.Logf("job %s ok=%v:\n%s", r.Name, r.OK, r.Output)
-		}
-		t.Fatalf("helm install: %v (logs: %s, %s)", err, gk.Log, ratify.Log)
+		t.Fatal(err)
 	}
 	installTime := time.Since(t0)
 	runs := hookJobs.Runs()
 	if len(runs) != 1 || !runs[0].OK {
 		t.Fatalf("hook Jobs run: %+v, want one successful run", runs)
 	}
-	t.Logf("  release %s: %s in %v; hook Job %s: %v\n%s", rel.Name, rel.Info.Status, installTime.Round(time.Millisecond), runs[0].Name, runs[0].Duration.Round(time.Millisecond), runs[0].Output)
-	if err := kube.WaitField(ctx, gvrNSVerifier, gkNamespace, "verifier-awssigner", true, 30*time.Second, "status", "issuccess"); err != nil {
-		t.Fatalf("%v (see %s)", err, ratify.Log)
-	}
-	constraints := []string{"aws-signer-verified-images", "aws-signer-verified-images-" + nsTeam, "aws-signer-verified-images-" + nsWarn}
-	for _, c := range constraints {
-		if err := kube.WaitField(ctx, gvrConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
-			t.Fatalf("after one helm install: %v (see %s)", err, gk.Log)
-		}
-	}
-	if err := kube.WaitField(ctx, gvrProvider, "", "ratify-provider", true, 30*time.Second, "status", "byPod", "0", "active"); err != nil {
+	t.Logf("  release %s: %s in %v (Constraints enforced); hook Job %s: %v\n%s", rel.Name, rel.Info.Status, installTime.Round(time.Millisecond), runs[0].Name, runs[0].Duration.Round(time.Millisecond), runs[0].Output)
+	if err := kube.WaitField(ctx, GVRProvider, "", "ratify-provider", true, 30*time.Second, "status", "byPod", "0", "active"); err != nil {
 		t.Logf("provider status not reported active (continuing): %v", err)
 	}
 
 	// Other scopes, and one test Constraint per cause namespace.
 	step("scopes for the causes: no verifier, AWS unreachable, invalid parameters")
 	closed, _ := harness.FreePort() // nothing listens there
-	scoped, err := renderChart(chartDir, scopeAWS, merge(vals, map[string]any{
+	scoped, err := RenderChart(chartDir, scopeAWS, Merge(vals, map[string]any{
 		"aws":        map[string]any{"endpoint": fmt.Sprintf("http://127.0.0.1:%d", closed), "region": stack.Emulator.Region()},
 		"revocation": map[string]any{"cacheTTL": "0s", "timeout": "1s", "cacheDir": filepath.Join(dir, "revocation-cache-aws-down")},
 		"policies":   map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
@@ -517,6 +340,15 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
+	permissive, err := RenderChart(chartDir, scopePermissive, Merge(vals, map[string]any{
+		"verificationLevel": "permissive",
+		"revocation":        map[string]any{"cacheTTL": "1s", "cacheDir": filepath.Join(dir, "revocation-cache-permissive")},
+		"policies":          map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
+	}), "config.ratify.deislabs.io/v1beta1/NamespacedVerifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped = append(scoped, permissive...)
 	extra, err := DecodeYAML([]byte(fmt.Sprintf(`
 apiVersion: config.ratify.deislabs.io/v1beta1
 kind: NamespacedVerifier
@@ -538,7 +370,7 @@ spec:
 	}
 	// scope-shared: our verifier (as the chart renders it) and Ratify's
 	// notation verifier side by side, as NamespacedVerifiers.
-	shared, err := renderChart(chartDir, scopeShared, merge(vals, map[string]any{
+	shared, err := RenderChart(chartDir, scopeShared, Merge(vals, map[string]any{
 		"policies": map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
 	}), "config.ratify.deislabs.io/v1beta1/NamespacedVerifier")
 	if err != nil {
@@ -554,7 +386,7 @@ spec:
 		}
 	}
 	extra = append(extra, shared...)
-	for _, c := range []struct{ ns, scope string }{{nsUnscoped, ""}, {nsNoVerif, scopeEmpty}, {nsAWSDown, scopeAWS}, {nsBadConfig, scopeConfig}, {nsShared, scopeShared}} {
+	for _, c := range []struct{ ns, scope string }{{nsUnscoped, ""}, {nsNoVerif, scopeEmpty}, {nsAWSDown, scopeAWS}, {nsBadConfig, scopeConfig}, {nsShared, scopeShared}, {nsPermissive, scopePermissive}} {
 		params := ""
 		if c.scope != "" {
 			params = "ratifyNamespace: " + c.scope
@@ -578,55 +410,44 @@ spec:
 	if err := kube.Apply(ctx, gkNamespace, append(scoped, extra...)...); err != nil {
 		t.Fatal(err)
 	}
-	for _, sv := range []struct{ ns, name string }{{scopeAWS, "verifier-awssigner"}, {scopeConfig, "verifier-awssigner"}, {scopeShared, "verifier-awssigner"}, {scopeShared, notationVerifier}} {
+	for _, sv := range []struct{ ns, name string }{{scopeAWS, "verifier-awssigner"}, {scopeConfig, "verifier-awssigner"}, {scopeShared, "verifier-awssigner"}, {scopeShared, notationVerifier}, {scopePermissive, "verifier-awssigner"}} {
 		// Ratify accepts the invalid parameters too: the plugin only reads
 		// them when it runs (the chart's schema is what refuses them early).
-		if err := kube.WaitField(ctx, gvrNSVerifier, sv.ns, sv.name, true, 30*time.Second, "status", "issuccess"); err != nil {
+		if err := kube.WaitField(ctx, GVRNSVerifier, sv.ns, sv.name, true, 30*time.Second, "status", "issuccess"); err != nil {
 			t.Fatalf("%v (see %s)", err, ratify.Log)
 		}
 	}
-	for _, c := range []string{nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared} {
-		if err := kube.WaitField(ctx, gvrConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
+	for _, c := range []string{nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared, nsPermissive} {
+		if err := kube.WaitField(ctx, GVRConstraint, "", c, true, 60*time.Second, "status", "byPod", "0", "enforced"); err != nil {
 			t.Fatalf("%v (see %s)", err, gk.Log)
 		}
 	}
-	step(fmt.Sprintf("ready: Constraints %v enforced, one helm install (%v)", constraints, installTime.Round(time.Millisecond)))
+	step(fmt.Sprintf("Ratify path ready: Constraints %v enforced, one helm install (%v)", constraints, installTime.Round(time.Millisecond)))
+
+	// The provider path, side by side: its namespaces have their own
+	// Constraints (naming the provider awssigner-verify) and Assigns.
+	pe := &providerEnv{ctx: ctx, stack: stack, cluster: cluster, im: im, teamARN: stack.ProfileARN, otherARN: otherARN, strangerARN: strangerARN, later: laterARN,
+		doc: func(ids ...string) map[string]any { return providerDoc(stack, ids...) }}
+	base := RatifyChartValues(stack, dir, pluginDir)
+	pe.vals = map[string]any{
+		"trustPolicyDoc": pe.doc(stack.ProfileARN, otherARN),
+		"trustStores":    base["trustStores"],
+		"aws":            base["aws"],
+		"revocation":     map[string]any{"cacheTTL": "1s"},
+		"policies": map[string]any{"constraints": map[string]any{"namespaceRestrictions": []any{
+			map[string]any{"namespaces": []any{nsProviderTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
+		}}},
+	}
+	if pe.path, err = cluster.StartProviderPath(ctx, ProviderPathOptions{Binary: awssigner, Values: pe.vals, Namespaces: []string{nsProvider, nsProviderTeam}}); err != nil {
+		t.Fatal(err)
+	}
+	step(fmt.Sprintf("provider path ready: Constraints %v enforced", pe.path.Constraints))
 	warns.take()
 
 	// Assertions: kubectl-equivalent creates through the API server.
-	n := 0
-	pod := func(ns, img string) error {
-		n++
-		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p%d", n), Namespace: ns},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: img}}}}
-		t0 := time.Now()
-		_, err := kube.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
-		t.Logf("  create pod %s/%s image %s: %s (%v)", ns, p.Name, img, result(err), time.Since(t0).Round(time.Millisecond))
-		return err
-	}
-	admitted := func(t *testing.T, ns, img string) {
-		t.Helper()
-		if err := pod(ns, img); err != nil {
-			t.Errorf("pod with %s in %s denied: %v", img, ns, err)
-		}
-	}
-	denied := func(t *testing.T, ns, img string, want ...string) string {
-		t.Helper()
-		err := pod(ns, img)
-		if err == nil {
-			t.Errorf("pod with %s in %s admitted, want denied", img, ns)
-			return ""
-		}
-		for _, w := range append([]string{denyPrefix}, want...) {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("pod with %s in %s: error %q does not contain %q", img, ns, err, w)
-			}
-		}
-		return err.Error()
-	}
-	notAllowed := func(img string) string {
-		return fmt.Sprintf("image %q in container \"app\" (containers) is not allowed", img)
-	}
+	cr := &creator{ctx: ctx, kube: kube, logf: t.Logf}
+	pe.cr = cr
+	pod, admitted, denied := cr.pod, cr.admitted, cr.denied
 
 	t.Run("signed by the trusted profile is admitted", func(t *testing.T) {
 		admitted(t, nsAll, signed)
@@ -756,14 +577,14 @@ spec:
 	t.Run("helm upgrade: a dropped restriction is pruned, the other Constraints are updated in place", func(t *testing.T) {
 		uids := map[string]string{}
 		for _, c := range constraints {
-			o, err := kube.Get(ctx, gvrConstraint, "", c)
+			o, err := kube.Get(ctx, GVRConstraint, "", c)
 			if err != nil {
 				t.Fatal(err)
 			}
 			uids[c] = string(o.GetUID())
 		}
 		before := len(hookJobs.Runs())
-		up := merge(vals, map[string]any{"policies": map[string]any{"constraints": map[string]any{
+		up := Merge(vals, map[string]any{"policies": map[string]any{"constraints": map[string]any{
 			"namespaceRestrictions": []any{
 				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 			},
@@ -778,11 +599,11 @@ spec:
 			t.Fatalf("hook Jobs after the upgrade: %+v", runs[before:])
 		}
 		t.Logf("  release %s revision %d in %v; hook Job:\n%s", rel.Name, rel.Version, time.Since(t0).Round(time.Millisecond), runs[len(runs)-1].Output)
-		if _, err := kube.Get(ctx, gvrConstraint, "", "aws-signer-verified-images-"+nsWarn); err == nil {
+		if _, err := kube.Get(ctx, GVRConstraint, "", "aws-signer-verified-images-"+nsWarn); err == nil {
 			t.Errorf("the dropped restriction's Constraint is still there")
 		}
 		for _, c := range constraints[:2] {
-			o, err := kube.Get(ctx, gvrConstraint, "", c)
+			o, err := kube.Get(ctx, GVRConstraint, "", c)
 			if err != nil {
 				t.Errorf("Constraint %s after the upgrade: %v", c, err)
 				continue
@@ -819,6 +640,53 @@ spec:
 			t.Errorf("without a client certificate: HTTP %d, want the TLS handshake refused", code)
 		}
 	})
+
+	providerCases(t, pe)
+
+	step("load and faults")
+	loadClient, err := LoadClient(cp.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := func(imgs []LoadImage) []LoadImage {
+		out := append([]LoadImage(nil), imgs...)
+		for i, img := range out {
+			if img.Admit {
+				ref := img.Ref
+				at := strings.LastIndex(ref, ":")
+				tag := ref[strings.LastIndex(ref, ":")+1:]
+				out[i].Pinned = ref[:at] + "@" + im.digest[tag]
+			}
+		}
+		return out
+	}
+	t.Run("anchor: the same creates where no Constraint or Assign applies", func(t *testing.T) {
+		var any []LoadImage
+		for _, img := range append(append(append([]LoadImage(nil), load.signed...), load.unsigned...), load.untrusted...) {
+			any = append(any, LoadImage{Ref: img.Ref, Class: "any", Expect: Expect{Admit: true}})
+		}
+		// A warm-up first (connections, the API server's and Gatekeeper's
+		// first requests), not recorded.
+		RunLoad(ctx, loadClient, LoadSpec{Path: "warm-up", Phase: "warm-up", Namespace: nsAnchor, Images: any, Creates: 40, Concurrency: 20})
+		r := RunLoad(ctx, loadClient, LoadSpec{Path: "no policy", Phase: "steady (anchor)", Namespace: nsAnchor, Images: any, Creates: 200, Concurrency: 20})
+		r.Note = "the API server, etcd and both Gatekeeper webhooks with nothing to enforce: the machine's floor for the rows above and below"
+		loadTable.Add(r)
+		if r.Wrong != 0 {
+			t.Errorf("anchor: %d creates failed: %q", r.Wrong, r.Failures)
+		}
+	})
+	loadCases(t, ctx, loadClient, loadEnv{path: "Ratify", ns: nsAll, permNS: nsPermissive, checksPerCreate: 1, cacheWait: 1100 * time.Millisecond,
+		registryDown: []string{"Ratify could not read the image from the registry"},
+		signed:       load.signed, unsigned: load.unsigned, untrusted: load.untrusted, front: load.front, perm: load.perm}, stack.Emulator, front)
+	serveTime := func() (float64, float64) {
+		sum, _ := pe.path.Serve.Metric("awssigner_provider_request_duration_seconds_sum")
+		n, _ := pe.path.Serve.Metric("awssigner_provider_request_duration_seconds_count")
+		return sum, n
+	}
+	loadCases(t, ctx, loadClient, loadEnv{path: "provider", ns: nsProvider, permNS: nsProvider, checksPerCreate: 2, providerTime: serveTime,
+		registryDown: []string{"dial tcp " + front.Addr, "check that the registry is reachable"},
+		signed:       pinned(load.signed), unsigned: load.unsigned, untrusted: load.untrusted, front: pinned(load.front), perm: pinned(load.perm)}, stack.Emulator, front)
+
 	t.Run("Ratify stopped: denied (fail closed)", func(t *testing.T) {
 		ratify.Stop(10 * time.Second)
 		msg := denied(t, nsAll, afterRatify)
@@ -839,45 +707,6 @@ func result(err error) string {
 		return "admitted"
 	}
 	return "denied: " + err.Error()
-}
-
-// renderChart renders the chart as `helm install --dry-run` would against a
-// cluster serving apis, and returns its objects in Helm's install order.
-func renderChart(chartDir, ns string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, err
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.ReleaseName = "ratify-aws-signer-" + ns
-	inst.Namespace = ns
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
-	inst.APIVersions = apis
-	// Values go through JSON so they have the types Helm's YAML loader gives.
-	b, _ := json.Marshal(vals)
-	var v map[string]any
-	json.Unmarshal(b, &v)
-	rel, err := inst.RunWithContext(context.Background(), ch, v)
-	if err != nil {
-		return nil, err
-	}
-	manifests := releaseutil.SplitManifests(rel.Manifest)
-	keys := make([]string, 0, len(manifests))
-	for k := range manifests {
-		keys = append(keys, k)
-	}
-	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
-	var out []*unstructured.Unstructured
-	for _, k := range keys {
-		objs, err := DecodeYAML([]byte(manifests[k]))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, objs...)
-	}
-	return out, nil
 }
 
 // ratifyChartNotation returns what Ratify's chart installs for its notation
@@ -927,25 +756,6 @@ func ratifyChartNotation(chartDir, certPEM string) ([]*unstructured.Unstructured
 		return nil, fmt.Errorf("Ratify's chart renders %d notation objects, want its Verifier %s and one KeyManagementProvider", len(out), notationVerifier)
 	}
 	return out, nil
-}
-
-// merge returns a copy of base with over's keys set, maps merged
-// recursively.
-func merge(base, over map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range over {
-		if bm, ok := out[k].(map[string]any); ok {
-			if om, ok := v.(map[string]any); ok {
-				out[k] = merge(bm, om)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }
 
 func readFile(t *testing.T, path string) string {

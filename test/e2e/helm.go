@@ -18,11 +18,14 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	authv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
@@ -325,4 +328,62 @@ func AuthProxy(registryHost string) (*http.Server, string, error) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	return srv, srv.Addr, nil
+}
+
+// RenderChart renders the chart as `helm install --dry-run` would against a
+// cluster serving apis, and returns its objects in Helm's install order.
+func RenderChart(chartDir, ns string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.ReleaseName = "ratify-aws-signer-" + ns
+	inst.Namespace = ns
+	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
+	inst.APIVersions = apis
+	// Values go through JSON so they have the types Helm's YAML loader gives.
+	b, _ := json.Marshal(vals)
+	var v map[string]any
+	json.Unmarshal(b, &v)
+	rel, err := inst.RunWithContext(context.Background(), ch, v)
+	if err != nil {
+		return nil, err
+	}
+	manifests := releaseutil.SplitManifests(rel.Manifest)
+	keys := make([]string, 0, len(manifests))
+	for k := range manifests {
+		keys = append(keys, k)
+	}
+	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+	var out []*unstructured.Unstructured
+	for _, k := range keys {
+		objs, err := DecodeYAML([]byte(manifests[k]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// Merge returns a copy of base with over's keys set, maps merged
+// recursively.
+func Merge(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bm, ok := out[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				out[k] = Merge(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
 }
