@@ -19,19 +19,32 @@ const (
 )
 
 // TestExamplesRenderValid renders every documented example, as a cluster
-// with Ratify and an established template would, and checks every object
+// with Ratify and an established template would (mode provider: Gatekeeper's
+// CA passed as an offline render passes it), and checks every object
 // against the API server's schema, Gatekeeper's admission and the plugin's
 // decoder.
 func TestExamplesRenderValid(t *testing.T) {
+	gk := gatekeeperPKI(t)
 	for _, f := range exampleFiles(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			vals := readValues(t, f)
+			provider := vals["mode"] == "provider"
+			if provider {
+				mergeValues(vals, map[string]any{"provider": map[string]any{"gatekeeper": map[string]any{"caBundle": string(gk.CAPEM)}}})
+			}
 			_, objs := mustInstall(t, vals, verifierAPI, constraintAPI)
 			for _, p := range validateRelease(t, objs) {
 				t.Error(p)
 			}
-			if n := len(ofKind(objs, verifierKind)); n != 1 {
-				t.Errorf("%d Verifiers, want 1", n)
+			wantVerifiers, wantDeployments := 1, 0
+			if provider {
+				wantVerifiers, wantDeployments = 0, 1
+			}
+			if n := len(ofKind(objs, verifierKind)); n != wantVerifiers {
+				t.Errorf("%d Verifiers, want %d", n, wantVerifiers)
+			}
+			if n := len(ofKind(objs, "Deployment")); n != wantDeployments {
+				t.Errorf("%d provider Deployments, want %d", n, wantDeployments)
 			}
 			if n := len(ofKind(objs, "ConstraintTemplate")); n != 1 {
 				t.Errorf("%d ConstraintTemplates, want 1", n)

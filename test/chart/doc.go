@@ -13,6 +13,14 @@
 //   - values.schema.json refuses unknown keys and bad values with a clear
 //     message, `helm lint --strict` passes, and the chart's
 //     ConstraintTemplate is the policy in policies/ byte for byte;
+//   - mode provider (awssigner serve as Gatekeeper's provider): every object
+//     checked the same way (cert-manager's and the Prometheus Operator's
+//     CRDs too), Providers and Assigns through Gatekeeper's own admission
+//     code, the pod against the restricted Pod Security Standard, the
+//     configuration through serve's decoder, the TLS modes and what Helm's
+//     lookup keeps across upgrades, and serve itself run with the rendered
+//     configuration and files, called by Gatekeeper's mutation system
+//     through the rendered Providers and Assigns;
 //   - the Ratify base the release tool pins is the image Ratify's chart runs;
 //   - Ratify's own chart, rendered with the values docs/ratify-values/
 //     gives, runs what this project relies on, and the documentation

@@ -49,7 +49,7 @@ func TestReadmeValuesReference(t *testing.T) {
 	}
 	leaves := map[string]any{}
 	// Maps passed through to Kubernetes as they are: one row each.
-	whole := map[string]bool{"policies.constraints.job.resources": true}
+	whole := map[string]bool{"policies.constraints.job.resources": true, "provider.resources": true}
 	var walk func(prefix string, m map[string]any)
 	walk = func(prefix string, m map[string]any) {
 		for k, v := range m {

@@ -66,7 +66,9 @@ func TestRatifyValuesDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	chartDefaults := readValues(t, filepath.Join(chartDir, "values.yaml"))
-	constraints := chartDefaults["policies"].(map[string]any)["constraints"].(map[string]any)
+	// The Provider this chart's Constraints call in mode ratify, as rendered.
+	_, ours := mustInstall(t, values(t, "trustedSigningProfiles: ["+prodARN+"]"), verifierAPI)
+	constraintProvider, _, _ := unstructured.NestedString(ofKind(ours, "AWSSignerVerifiedImages")[0].obj.Object, "spec", "parameters", "provider")
 	cacheDir := chartDefaults["revocation"].(map[string]any)["cacheDir"].(string)
 
 	for _, c := range []struct {
@@ -140,7 +142,7 @@ func TestRatifyValuesDocumented(t *testing.T) {
 
 			// The Provider the Constraints call exists; no other verifier
 			// runs on Notation signatures.
-			find(t, objs, "Provider", constraints["provider"].(string))
+			find(t, objs, "Provider", constraintProvider)
 			for _, r := range ofKind(objs, "Verifier") {
 				at, _, _ := unstructured.NestedString(r.obj.Object, "spec", "artifactTypes")
 				if strings.Contains(at, "application/vnd.cncf.notary.signature") {

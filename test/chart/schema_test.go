@@ -118,6 +118,18 @@ func TestSchemaIsStrictEverywhere(t *testing.T) {
 		"#/properties/policies/properties/constraints/properties/job/properties/nodeSelector":           true,
 		"#/properties/policies/properties/constraints/properties/job/properties/tolerations/items":      true,
 		"#/properties/policies/properties/constraints/properties/job/properties/imagePullSecrets/items": true,
+		"#/properties/provider/properties/resources":                                                    true,
+		"#/properties/provider/properties/env/items":                                                    true,
+		"#/properties/provider/properties/podAnnotations":                                               true,
+		"#/properties/provider/properties/podLabels":                                                    true,
+		"#/properties/provider/properties/nodeSelector":                                                 true,
+		"#/properties/provider/properties/tolerations/items":                                            true,
+		"#/properties/provider/properties/affinity":                                                     true,
+		"#/properties/provider/properties/topologySpreadConstraints/items":                              true,
+		"#/properties/provider/properties/serviceAccount/properties/annotations":                        true,
+		"#/properties/provider/properties/networkPolicy/properties/gatekeeperPodLabels":                 true,
+		"#/properties/provider/properties/networkPolicy/properties/metricsFrom/items":                   true,
+		"#/properties/provider/properties/serviceMonitor/properties/labels":                             true,
 	}
 	var walk func(path string, v any)
 	walk = func(path string, v any) {

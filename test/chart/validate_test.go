@@ -43,6 +43,15 @@ const (
 	gatekeeperModule = "github.com/open-policy-agent/gatekeeper/v3"
 )
 
+// Pinned modules outside this module's build list whose CRDs define what
+// mode provider renders: cert-manager's Issuer and Certificate, the
+// Prometheus Operator's ServiceMonitor. Downloaded through the module
+// proxy (checked against the checksum database) at these versions.
+const (
+	certManagerModule        = "github.com/cert-manager/cert-manager@v1.21.2"
+	prometheusOperatorModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
+)
+
 // crdVersion is one served version of a CRD, ready to validate objects the
 // way the API server does.
 type crdVersion struct {
@@ -65,18 +74,26 @@ func knownCRDs(t *testing.T) map[schema.GroupVersionKind]*crdVersion {
 	t.Helper()
 	crdsOnce.Do(func() {
 		crdsByGV = map[schema.GroupVersionKind]*crdVersion{}
-		for _, src := range []struct{ module, dir string }{
-			{ratifyModule, "charts/ratify/crds"},
-			{gatekeeperModule, "charts/gatekeeper/crds"},
+		for _, src := range []struct{ module, glob string }{
+			{ratifyModule, "charts/ratify/crds/*.yaml"},
+			{gatekeeperModule, "charts/gatekeeper/crds/*.yaml"},
+			{certManagerModule, "deploy/crds/cert-manager.io_*.yaml"},
+			{prometheusOperatorModule, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
 		} {
-			dir, err := moduleDir(src.module)
+			var dir string
+			var err error
+			if strings.Contains(src.module, "@") {
+				dir, err = downloadedModuleDir(src.module)
+			} else {
+				dir, err = moduleDir(src.module)
+			}
 			if err != nil {
 				crdsErr = err
 				return
 			}
-			files, _ := filepath.Glob(filepath.Join(dir, src.dir, "*.yaml"))
+			files, _ := filepath.Glob(filepath.Join(dir, src.glob))
 			if len(files) == 0 {
-				crdsErr = fmt.Errorf("no CRDs in %s", filepath.Join(dir, src.dir))
+				crdsErr = fmt.Errorf("no CRDs in %s", filepath.Join(dir, src.glob))
 				return
 			}
 			for _, f := range files {
@@ -176,6 +193,22 @@ func moduleDir(path string) (string, error) {
 	return m.Dir, nil
 }
 
+// downloadedModuleDir returns the directory of a module at a pinned
+// version (path@version) that is not in this module's build list,
+// downloading it through the module proxy when it is not cached (go.mod
+// and go.sum are not changed).
+func downloadedModuleDir(pathAtVersion string) (string, error) {
+	out, err := goCommand("mod", "download", "-json", pathAtVersion)
+	if err != nil {
+		return "", err
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		return "", fmt.Errorf("go mod download %s: no directory (%v %s)", pathAtVersion, err, m.Error)
+	}
+	return m.Dir, nil
+}
+
 func goCommand(args ...string) ([]byte, error) {
 	cmd := exec.Command("go", args...)
 	var stderr bytes.Buffer
@@ -198,7 +231,8 @@ func (r rendered) String() string {
 }
 
 // namespacedBuiltins are the namespaced Kubernetes kinds the chart renders.
-var namespacedBuiltins = map[string]bool{"ConfigMap": true, "ServiceAccount": true, "Job": true}
+var namespacedBuiltins = map[string]bool{"ConfigMap": true, "ServiceAccount": true, "Job": true,
+	"Secret": true, "Service": true, "Deployment": true, "PodDisruptionBudget": true, "NetworkPolicy": true, "RoleBinding": true}
 
 // validateRelease checks every rendered object against its schema and
 // returns the problems, each naming its object. Kinds without a known
@@ -280,6 +314,17 @@ func validateRelease(t *testing.T, objs []rendered) []string {
 		}
 		for _, msg := range c.check(r.obj.Object, true) {
 			add(r, "%s (schema from %s)", msg, c.source)
+		}
+		switch gvk.Kind {
+		case "Provider":
+			// As Gatekeeper's webhook and controller admit it.
+			if err := admitProvider(r.obj); err != nil {
+				add(r, "Gatekeeper refuses the Provider: %v", err)
+			}
+		case "Assign":
+			if _, err := assignMutator(r.obj); err != nil {
+				add(r, "Gatekeeper refuses the Assign: %v", err)
+			}
 		}
 		if gvk.Kind == "Verifier" || gvk.Kind == "NamespacedVerifier" {
 			params, _, _ := unstructured.NestedMap(r.obj.Object, "spec", "parameters")

@@ -42,7 +42,33 @@ Where the Verifier lives and the scope the Constraints send to Ratify:
 "" for a cluster-wide Verifier, the release namespace for a NamespacedVerifier.
 */}}
 {{- define "ratify-aws-signer.scope" -}}
-{{- if eq .Values.verifier.kind "NamespacedVerifier" }}{{ .Release.Namespace }}{{ end -}}
+{{- if and (eq .Values.mode "ratify") (eq .Values.verifier.kind "NamespacedVerifier") }}{{ .Release.Namespace }}{{ end -}}
+{{- end -}}
+
+{{/*
+What this release verifies with, for messages: Ratify's awssigner Verifier
+(mode ratify) or awssigner serve (mode provider).
+*/}}
+{{- define "ratify-aws-signer.verifierWho" -}}
+{{- if eq .Values.mode "provider" }}the provider (awssigner serve){{ else }}Ratify{{ end -}}
+{{- end -}}
+
+{{/*
+"true" when the release renders the trust policy (a Verifier in mode
+ratify, the provider's configuration in mode provider), so the Constraints
+can be checked against it.
+*/}}
+{{- define "ratify-aws-signer.rendersTrustPolicy" -}}
+{{- if or (eq .Values.mode "provider") .Values.verifier.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The Gatekeeper Provider the Constraints call: policies.constraints.provider,
+else Ratify's ratify-provider (mode ratify) or this chart's verify Provider
+(mode provider).
+*/}}
+{{- define "ratify-aws-signer.constraintProvider" -}}
+{{- .Values.policies.constraints.provider | default (eq .Values.mode "provider" | ternary (include "ratify-aws-signer.verifyProviderName" .) "ratify-provider") -}}
 {{- end -}}
 
 {{/*
@@ -207,6 +233,7 @@ unsafe or useless; each failure says what to change.
 {{- define "ratify-aws-signer.validateConstraints" -}}
 {{- $v := .Values -}}
 {{- $c := $v.policies.constraints -}}
+{{- $rendersTP := include "ratify-aws-signer.rendersTrustPolicy" . -}}
 {{- $all := list (dict "where" "policies.constraints" "exemptImages" $c.exemptImages "requireRevocationCheck" $c.requireRevocationCheck "enforcementAction" $c.enforcementAction) -}}
 {{- range $i, $r := $c.namespaceRestrictions -}}
 {{- $all = append $all (dict "where" (printf "policies.constraints.namespaceRestrictions[%d]" $i) "exemptImages" (hasKey $r "exemptImages" | ternary $r.exemptImages $c.exemptImages) "requireRevocationCheck" (hasKey $r "requireRevocationCheck" | ternary $r.requireRevocationCheck $c.requireRevocationCheck) "enforcementAction" ($r.enforcementAction | default $c.enforcementAction)) -}}
@@ -218,13 +245,13 @@ unsafe or useless; each failure says what to change.
 {{- fail (printf "%s.exemptImages: %q exempts every image, so nothing would be verified; list the registries or repositories to exempt (registry.example.com/platform/*), or set policies.constraints.enabled=false" $where .) -}}
 {{- end -}}
 {{- if and (not (hasSuffix "*" .)) (not (contains "@" .)) (regexMatch ":[^/]+$" .) (not (regexMatch "^[^/]+:[0-9]+$" .)) -}}
-{{- fail (printf "%s.exemptImages: %q names a tag; Ratify's mutation (on by default) replaces tags with digests before the policy sees the image, so it would stop matching. Exempt the repository (%s), a prefix (%s*) or a digest (…@sha256:…)" $where . (regexReplaceAll ":[^/]+$" . "") (regexReplaceAll ":[^/]+$" . "")) -}}
+{{- fail (printf "%s.exemptImages: %q names a tag; %s replaces tags with digests before the policy sees the image, so it would stop matching. Exempt the repository (%s), a prefix (%s*) or a digest (…@sha256:…)" $where . (eq $v.mode "provider" | ternary "the chart's tag-to-digest mutation (provider.mutation, on by default)" "Ratify's mutation (on by default)") (regexReplaceAll ":[^/]+$" . "") (regexReplaceAll ":[^/]+$" . "")) -}}
 {{- end -}}
 {{- end -}}
-{{- if and .requireRevocationCheck $v.verifier.enabled (not $v.trustPolicyDoc) (not $v.revocation.enabled) -}}
-{{- fail (printf "%s.requireRevocationCheck is true but revocation.enabled is false: the Verifier never asks AWS Signer, every signature's revocationStatus is \"skipped\", and every image would be denied. Enable revocation or drop requireRevocationCheck" $where) -}}
+{{- if and .requireRevocationCheck $rendersTP (not $v.trustPolicyDoc) (not $v.revocation.enabled) -}}
+{{- fail (printf "%s.requireRevocationCheck is true but revocation.enabled is false: %s never asks AWS Signer, every signature's revocationStatus is \"skipped\", and every image would be denied. Enable revocation or drop requireRevocationCheck" $where (eq $v.mode "provider" | ternary "the provider" "the Verifier")) -}}
 {{- end -}}
-{{- if and (eq .enforcementAction "deny") $v.verifier.enabled (not $v.trustPolicyDoc) (has $v.verificationLevel (list "audit" "skip")) (not $c.allowWeakLevelWithDeny) -}}
+{{- if and (eq .enforcementAction "deny") $rendersTP (not $v.trustPolicyDoc) (has $v.verificationLevel (list "audit" "skip")) (not $c.allowWeakLevelWithDeny) -}}
 {{- fail (printf "%s.enforcementAction is deny but verificationLevel is %s, which accepts untrusted (audit) or unverified (skip) signatures: the Constraint would look enforcing and admit them. Use strict or permissive, or enforcementAction warn/dryrun while rolling out; set policies.constraints.allowWeakLevelWithDeny=true to install anyway" $where $v.verificationLevel) -}}
 {{- end -}}
 {{- end -}}
@@ -260,7 +287,7 @@ spec:
       {{- toYaml . | nindent 6 }}
     {{- end }}
   parameters:
-    provider: {{ $c.provider }}
+    provider: {{ include "ratify-aws-signer.constraintProvider" $ }}
     {{- with $scope }}
     ratifyNamespace: {{ . }}
     {{- end }}
@@ -279,10 +306,10 @@ spec:
 {{- fail (printf "policies.constraints.namespaceRestrictions[%d]: Constraint name %q is already used; give the entry a different name" $i $name) }}
 {{- end }}
 {{- $_ := set $names $name "restriction" }}
-{{- if and $.Values.verifier.enabled (not $.Values.trustPolicyDoc) }}
+{{- if and (include "ratify-aws-signer.rendersTrustPolicy" $) (not $.Values.trustPolicyDoc) }}
 {{- range $r.allowedSigningProfiles }}
 {{- if not (include "ratify-aws-signer.profileTrusted" (dict "profile" . "trusted" $.Values.trustedSigningProfiles)) }}
-{{- fail (printf "policies.constraints.namespaceRestrictions[%d].allowedSigningProfiles: %s is not in trustedSigningProfiles, so Ratify would refuse every signature it makes and the namespace would admit nothing; add it to trustedSigningProfiles or fix the ARN" $i .) }}
+{{- fail (printf "policies.constraints.namespaceRestrictions[%d].allowedSigningProfiles: %s is not in trustedSigningProfiles, so %s would refuse every signature it makes and the namespace would admit nothing; add it to trustedSigningProfiles or fix the ARN" $i . (include "ratify-aws-signer.verifierWho" $)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -303,7 +330,7 @@ spec:
     namespaces:
       {{- toYaml $r.namespaces | nindent 6 }}
   parameters:
-    provider: {{ $c.provider }}
+    provider: {{ include "ratify-aws-signer.constraintProvider" $ }}
     {{- with $scope }}
     ratifyNamespace: {{ . }}
     {{- end }}
