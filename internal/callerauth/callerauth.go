@@ -349,11 +349,11 @@ func (a *Authenticator) review(ctx context.Context, token string) (string, error
 // decide: served iff authenticated, with a configured audience, as an
 // allowed user. The API server's error text names no token.
 func (a *Authenticator) decide(st tokenReviewStatus) error {
-	const projected = "mount a projected service account token with audience %s for Kyverno (KYVERNO_SCOPED_TOKEN_PATH)"
 	audiences := strings.Join(a.o.Audiences, ", ")
+	projected := "give Kyverno's apiCall token (Helm value apiCallToken.audience, mounted at KYVERNO_SCOPED_TOKEN_PATH) one of the audiences " + audiences + ", or add its audience to server.kyverno.audiences"
 	if !st.Authenticated {
 		if strings.Contains(st.Error, "audience") {
-			return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token is not valid for audience %s (the API server says: %s); "+projected, audiences, st.Error, a.o.Audiences[0])
+			return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token is not valid for audience %s (the API server says: %s); %s", audiences, st.Error, projected)
 		}
 		why := st.Error
 		if why == "" {
@@ -362,7 +362,7 @@ func (a *Authenticator) decide(st tokenReviewStatus) error {
 		return refuse(http.StatusUnauthorized, OutcomeInvalidToken, "the bearer token is not valid (the API server says: %s); Kyverno's projected token may be expired or its service account deleted", why)
 	}
 	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.o.Audiences, aud) }) {
-		return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token was authenticated for audiences %q, none of them %s (server.kyverno.audiences); "+projected, st.Audiences, audiences, a.o.Audiences[0])
+		return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token was authenticated for audiences %q, none of them %s (server.kyverno.audiences); %s", st.Audiences, audiences, projected)
 	}
 	if !slices.Contains(a.o.AllowedCallers, st.User.Username) {
 		return refuse(http.StatusForbidden, OutcomeForbidden, "caller %q is not allowed: awssigner serve answers only %s (server.kyverno.allowedCallers)", st.User.Username, strings.Join(a.o.AllowedCallers, ", "))

@@ -29,7 +29,8 @@ CA) are served.
 
 Kyverno (server.kyverno.address, when server.kyverno.enabled): POST
 /checkimages takes an apiCall with kyverno-notation-aws's data (images,
-imageReferences, trustPolicy, a trustPolicyDocs name) and answers
+imageReferences, trustPolicy, a trustPolicyDocs name; skipImageReferences
+exempts images) and answers
 {"verified", "message", "results"}, the results JSON patches pinning each
 verified image to its digest; a refusal is HTTP 406 with one line per image.
 HTTPS with TLS 1.2 or later and the same certificate; callers are Kyverno's

@@ -62,9 +62,14 @@ const (
 	// under Kyverno's default webhook timeout (10 s) and Gatekeeper-like
 	// 3 s budgets alike.
 	DefaultKyvernoTimeout = 2500 * time.Millisecond
-	// DefaultKyvernoAudience is the audience Kyverno's token must carry
-	// (a projected token with this audience at KYVERNO_SCOPED_TOKEN_PATH).
+	// DefaultKyvernoAudience is the audience of a token made for serve
+	// (Kyverno's Helm value apiCallToken.audience set to it).
 	DefaultKyvernoAudience = "awssigner"
+	// KyvernoChartAudience is the audience of the token Kyverno's Helm chart
+	// mounts for every apiCall by default (apiCallToken.audience), so a
+	// stock Kyverno is served without changing its values (which would
+	// change the token every other apiCall service receives).
+	KyvernoChartAudience = "kyverno-svc.kyverno.io"
 	// DefaultTokenCacheTTL is how long an admitted caller's token is
 	// remembered (by its SHA-256) before the next TokenReview.
 	DefaultTokenCacheTTL = 30 * time.Second
@@ -87,6 +92,11 @@ const (
 // them.
 func DefaultKyvernoCallers() []string {
 	return []string{"system:serviceaccount:kyverno:kyverno-admission-controller", "system:serviceaccount:kyverno:kyverno-reports-controller"}
+}
+
+// DefaultKyvernoAudiences are the token audiences accepted by default.
+func DefaultKyvernoAudiences() []string {
+	return []string{DefaultKyvernoAudience, KyvernoChartAudience}
 }
 
 // inClusterAPIServer is the API server's URL from the environment the
@@ -247,7 +257,7 @@ func (d *KyvernoDocument) resolve(errs *Errors, duration func(string, *Duration,
 		k.AllowedCallers = DefaultKyvernoCallers()
 	}
 	if k.Audiences == nil {
-		k.Audiences = []string{DefaultKyvernoAudience}
+		k.Audiences = DefaultKyvernoAudiences()
 	}
 	if k.CAFile == "" {
 		k.CAFile = filepath.Join(ServiceAccountDir, "ca.crt")

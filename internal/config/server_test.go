@@ -75,7 +75,7 @@ func TestKyvernoSection(t *testing.T) {
 	}
 	k := c.Server.Kyverno
 	if k.Enabled || k.Address != DefaultKyvernoAddress || k.Timeout != DefaultKyvernoTimeout || k.TokenCacheTTL != DefaultTokenCacheTTL ||
-		strings.Join(k.AllowedCallers, ",") != strings.Join(DefaultKyvernoCallers(), ",") || strings.Join(k.Audiences, ",") != DefaultKyvernoAudience ||
+		strings.Join(k.AllowedCallers, ",") != strings.Join(DefaultKyvernoCallers(), ",") || strings.Join(k.Audiences, ",") != "awssigner,kyverno-svc.kyverno.io" ||
 		k.APIServer != "https://10.96.0.1:443" || k.CAFile != ServiceAccountDir+"/ca.crt" || k.TokenFile != ServiceAccountDir+"/token" || !c.Server.GatekeeperEnabled {
 		t.Fatalf("defaults not applied: %+v", c.Server)
 	}

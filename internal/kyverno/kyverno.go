@@ -197,12 +197,15 @@ type checked struct {
 // check validates every selected image (each distinct one once, all at
 // once, within the budget) and writes the answer.
 func (h *Handler) check(ctx context.Context, w http.ResponseWriter, r *http.Request, b *Backend, req *Request, entries []entry) (int, int) {
-	var selected, skipped []entry
+	var selected, skipped, exempt []entry
 	for _, e := range entries {
-		if selects(req.ImageReferences, e.image) {
-			selected = append(selected, e)
-		} else {
+		switch {
+		case len(req.ImageReferences) > 0 && !matches(req.ImageReferences, e.image):
 			skipped = append(skipped, e)
+		case matches(req.SkipImageReferences, e.image):
+			exempt = append(exempt, e)
+		default:
+			selected = append(selected, e)
 		}
 	}
 	refs := map[string]string{} // image as Kyverno wrote it → reference checked
@@ -248,7 +251,7 @@ func (h *Handler) check(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		}
 		resp.Results = append(resp.Results, Result{Op: "replace", Path: e.image.JSONPointer, Value: e.image.Repository() + "@" + byRef[e.image.Ref()].digest})
 	}
-	resp.Message = summary(distinct, skipped, req.TrustPolicy)
+	resp.Message = summary(distinct, skipped, exempt, req.TrustPolicy)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
@@ -301,13 +304,12 @@ func refusal(v *ratifygo.Value, ref, outcome string) string {
 	return fmt.Sprintf("%s is not verified (%s)%s: no signature of it passed the awssigner verifier", ref, outcome, subject)
 }
 
-// selects tells whether the patterns select img: none selects every
-// image; otherwise a pattern must match the image as Kyverno wrote it or
-// its normalized form (docker.io/library/… expanded), so selecting more is
-// the only effect of the two spellings.
-func selects(patterns []string, img Image) bool {
+// matches tells whether a pattern matches img as Kyverno wrote it or in
+// its normalized form (docker.io/library/… expanded), so a pattern
+// written either way means what it says.
+func matches(patterns []string, img Image) bool {
 	if len(patterns) == 0 {
-		return true
+		return false
 	}
 	ref := img.Ref()
 	norm, _ := provider.NormalizeImage(ref)
@@ -319,7 +321,7 @@ func selects(patterns []string, img Image) bool {
 	return false
 }
 
-func summary(verified []string, skipped []entry, trustPolicy string) string {
+func summary(verified []string, skipped, exempt []entry, trustPolicy string) string {
 	noun := "images"
 	if len(verified) == 1 {
 		noun = "image"
@@ -332,13 +334,19 @@ func summary(verified []string, skipped []entry, trustPolicy string) string {
 	if len(verified) > 0 {
 		msg += ": " + strings.Join(verified, ", ")
 	}
-	if len(skipped) > 0 {
+	for _, l := range []struct {
+		what    string
+		entries []entry
+	}{{"not selected by imageReferences", skipped}, {"skipped by skipImageReferences", exempt}} {
+		if len(l.entries) == 0 {
+			continue
+		}
 		var s []string
-		for _, e := range skipped {
+		for _, e := range l.entries {
 			s = append(s, e.image.Ref())
 		}
 		sort.Strings(s)
-		msg += "; not selected by imageReferences: " + strings.Join(dedupe(s), ", ")
+		msg += "; " + l.what + ": " + strings.Join(dedupe(s), ", ")
 	}
 	return msg
 }

@@ -28,8 +28,9 @@ type Request struct {
 	// name) → container name → image.
 	Images map[string]map[string]Image
 	// ImageReferences select the images to check (wildcards * and ?);
-	// none: every image.
-	ImageReferences []string
+	// none: every image. SkipImageReferences exempt images (same
+	// matching); an image matching both is skipped.
+	ImageReferences, SkipImageReferences []string
 	// TrustPolicy names the trust policy document (trustPolicyDocs key);
 	// "": trustPolicyDoc.
 	TrustPolicy string
@@ -101,7 +102,7 @@ func badRequest(format string, args ...any) error {
 
 // knownKeys are the request's keys; any other is refused, so a misspelt
 // key in a policy ("trustpolicy") is not silently ignored.
-var knownKeys = []string{"attestations", "imageReferences", "images", "insecure", "metadata", "trustPolicy"}
+var knownKeys = []string{"attestations", "imageReferences", "images", "insecure", "metadata", "skipImageReferences", "trustPolicy"}
 
 // decode parses the body strictly: an object of the known keys only, one
 // JSON value, images and patterns within their bounds.
@@ -136,7 +137,7 @@ func decode(body []byte, maxImages int) (*Request, []entry, error) {
 	for _, f := range []struct {
 		key  string
 		into any
-	}{{"images", &r.Images}, {"imageReferences", &r.ImageReferences}, {"trustPolicy", &r.TrustPolicy},
+	}{{"images", &r.Images}, {"imageReferences", &r.ImageReferences}, {"skipImageReferences", &r.SkipImageReferences}, {"trustPolicy", &r.TrustPolicy},
 		{"attestations", &r.Attestations}, {"insecure", &r.Insecure}} {
 		if err := field(f.key, f.into); err != nil {
 			return nil, nil, err
@@ -145,12 +146,17 @@ func decode(body []byte, maxImages int) (*Request, []entry, error) {
 	if r.Images == nil {
 		return nil, nil, badRequest("request has no images; pass Kyverno's images variable (data: [{key: images, value: \"{{images}}\"}])")
 	}
-	if len(r.ImageReferences) > maxImages {
-		return nil, nil, badRequest("request has %d imageReferences, over the limit of %d (server.maxKeys)", len(r.ImageReferences), maxImages)
-	}
-	for i, p := range r.ImageReferences {
-		if p == "" || len(p) > MaxPatternLength {
-			return nil, nil, badRequest("imageReferences[%d] must be 1 to %d characters, got %d", i, MaxPatternLength, len(p))
+	for _, list := range []struct {
+		key      string
+		patterns []string
+	}{{"imageReferences", r.ImageReferences}, {"skipImageReferences", r.SkipImageReferences}} {
+		if len(list.patterns) > maxImages {
+			return nil, nil, badRequest("request has %d %s, over the limit of %d (server.maxKeys)", len(list.patterns), list.key, maxImages)
+		}
+		for i, p := range list.patterns {
+			if p == "" || len(p) > MaxPatternLength {
+				return nil, nil, badRequest("%s[%d] must be 1 to %d characters, got %d", list.key, i, MaxPatternLength, len(p))
+			}
 		}
 	}
 	var entries []entry

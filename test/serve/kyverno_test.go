@@ -198,32 +198,46 @@ func TestCheckImagesSelection(t *testing.T) {
 	}}
 	host := f.stack.Registry.Host
 	for _, tc := range []struct {
-		patterns []string
-		status   int
+		patterns, skip []string
+		status         int
+		why            string
 	}{
-		{[]string{host + "/team/*"}, 200},
-		{[]string{"*/team/app:v?"}, 200},
-		{[]string{"nothing.example/*", "*/team/*"}, 200},
-		{[]string{"*"}, 406},
-		{nil, 406},
-		{[]string{host + "/other/*"}, 406},
+		{[]string{host + "/team/*"}, nil, 200, "not selected by imageReferences: "},
+		{[]string{"*/team/app:v?"}, nil, 200, "not selected by imageReferences: "},
+		{[]string{"nothing.example/*", "*/team/*"}, nil, 200, "not selected by imageReferences: "},
+		{[]string{"*"}, nil, 406, ""},
+		{nil, nil, 406, ""},
+		{[]string{host + "/other/*"}, nil, 406, ""},
+		{nil, []string{"*/other/tool:*"}, 200, "skipped by skipImageReferences: "},
+		{[]string{"*"}, []string{host + "/other/*", "nothing.example/*"}, 200, "skipped by skipImageReferences: "},
+		{nil, []string{"*/team/*"}, 406, ""},
 	} {
 		extra := map[string]any{}
 		if tc.patterns != nil {
 			extra["imageReferences"] = tc.patterns
 		}
+		if tc.skip != nil {
+			extra["skipImageReferences"] = tc.skip
+		}
 		status, body, resp := f.checkImages(kbody(t, images, extra), f.token)
 		if status != tc.status {
-			t.Errorf("%q: HTTP %d %s", tc.patterns, status, body)
+			t.Errorf("%q %q: HTTP %d %s", tc.patterns, tc.skip, status, body)
 			continue
 		}
 		if status == 200 && (len(resp.Results) != 1 || resp.Results[0].Value != host+"/team/app@"+desc.Digest.String() ||
-			!strings.Contains(resp.Message, "not selected by imageReferences: "+unsigned)) {
-			t.Errorf("%q: %+v", tc.patterns, resp)
+			!strings.Contains(resp.Message, tc.why+unsigned)) {
+			t.Errorf("%q %q: %+v", tc.patterns, tc.skip, resp)
 		}
 		if status == 406 && !strings.HasPrefix(body, unsigned+": ") {
-			t.Errorf("%q: %s", tc.patterns, body)
+			t.Errorf("%q %q: %s", tc.patterns, tc.skip, body)
 		}
+	}
+	// Keys Kyverno adds inside an image entry (v1.19: imagePullSecrets) are
+	// ignored.
+	raw := `{"images":{"containers":{"app":{"registry":"` + host + `","path":"team/app","name":"app","tag":"v1","jsonPointer":"/spec/containers/0/image","imagePullSecrets":null},` +
+		`"b":{"registry":"` + host + `","path":"team/app","name":"app","tag":"v1","jsonPointer":"/spec/containers/1/image","imagePullSecrets":[{"name":"pull"}]}}}}`
+	if status, body, resp := f.checkImages([]byte(raw), f.token); status != 200 || len(resp.Results) != 2 {
+		t.Errorf("imagePullSecrets: HTTP %d %s", status, body)
 	}
 }
 
@@ -413,6 +427,7 @@ func TestCheckImagesCallerAuth(t *testing.T) {
 	}{
 		{"admission controller", f.token, 200, ""},
 		{"reports controller", reports, 200, ""},
+		{"Kyverno chart's default audience", r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "kyverno-svc.kyverno.io"), 200, ""},
 		{"no token", "", 401, "no bearer token"},
 		{"unknown token", "not-a-token", 401, "the bearer token is not valid"},
 		{"other service account", r.Issue("system:serviceaccount:default:app", "awssigner"), 403, `caller "system:serviceaccount:default:app" is not allowed`},
@@ -451,7 +466,7 @@ func TestCheckImagesCallerAuth(t *testing.T) {
 		t.Errorf("%d TokenReviews for an admitted token within tokenCacheTTL, want 0", r.Calls()-before)
 	}
 	_, m := f.get(f.srv.HealthAddr(), "/metrics")
-	for _, want := range []string{`awssigner_caller_token_cache_lookups_total{result="hit"} 3`, `awssigner_caller_auth_total{outcome="allowed"} 5`,
+	for _, want := range []string{`awssigner_caller_token_cache_lookups_total{result="hit"} 3`, `awssigner_caller_auth_total{outcome="allowed"} 6`,
 		`awssigner_caller_auth_total{outcome="forbidden"} 1`, `awssigner_caller_auth_total{outcome="wrongAudience"} 1`,
 		`awssigner_caller_auth_total{outcome="invalidToken"} 1`, `awssigner_caller_auth_total{outcome="noToken"} 3`,
 		`awssigner_provider_requests_total{code="401",endpoint="kyverno"} 5`, `awssigner_provider_requests_total{code="403",endpoint="kyverno"} 1`} {
