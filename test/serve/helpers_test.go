@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,6 +321,17 @@ func (f *fixture) get(addr, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// wantMetrics fails for each line of wants missing from /metrics.
+func (f *fixture) wantMetrics(wants ...string) {
+	f.t.Helper()
+	_, m := f.get(f.srv.HealthAddr(), "/metrics")
+	for _, want := range wants {
+		if !strings.Contains(m, want) {
+			f.t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 func fatalIf(t testing.TB, err error) {
