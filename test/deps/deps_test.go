@@ -92,3 +92,22 @@ func TestOnlyRatifygoImportsRatifyGo(t *testing.T) {
 		}
 	}
 }
+
+// awssigner serve's own packages (the Gatekeeper provider, the Kyverno
+// endpoint and its caller check, the server) do not link client-go or
+// Ratify: TokenReview is spoken with small types of their own, so serve
+// carries no Kubernetes client of its own and the plugin's start-up is not
+// made heavier by them.
+func TestServeLinksNoKubernetesClient(t *testing.T) {
+	var patterns []string
+	for _, c := range []string{"callerauth", "kyverno", "provider", "server"} {
+		patterns = append(patterns, module+"/internal/"+c)
+	}
+	for _, p := range list(t, patterns...) {
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "github.com/ratify-project/ratify") {
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+	}
+}
