@@ -37,7 +37,7 @@ func TestWrap(t *testing.T) {
 	got := string(Wrap("p", []byte("kind: ConstraintTemplate\nrego: |\n  x := \"{{ not a template }}\"\n")))
 	for _, want := range []string{
 		"policies/p/template.yaml",
-		"{{- if .Values.policies.templates.enabled }}\nkind: ConstraintTemplate\n",
+		guardOpen + "kind: ConstraintTemplate\n",
 		`x := "{{ "{{" }} not a template }}"`,
 	} {
 		if !strings.Contains(got, want) {
@@ -62,7 +62,10 @@ func TestWriteAndDiff(t *testing.T) {
 		mustWrite(t, filepath.Join(policies, p, "template.yaml"), "kind: ConstraintTemplate # "+p+"\n")
 	}
 	mustWrite(t, filepath.Join(policies, "gen", "main.go"), "package main\n") // not a policy
+	mustWrite(t, filepath.Join(policies, "kyverno", "k.yaml"), "kind: ClusterPolicy # {{ images }}\n")
+	mustWrite(t, filepath.Join(policies, "kyverno", "examples", "x.yaml"), "kind: Pod\n") // not a policy
 	mustWrite(t, filepath.Join(chart, "templates", "constrainttemplate-gone.yaml"), "old\n")
+	mustWrite(t, filepath.Join(chart, "files", "kyverno", "gone.yaml"), "old\n")
 	mustWrite(t, filepath.Join(chart, "templates", "verifier.yaml"), "untouched\n")
 
 	want, err := Generate(policies, chart)
@@ -74,8 +77,10 @@ func TestWriteAndDiff(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblems := []string{
+		filepath.Join(chart, "files", "kyverno", "k.yaml") + ": missing",
 		filepath.Join(chart, "templates", "constrainttemplate-one.yaml") + ": missing",
 		filepath.Join(chart, "templates", "constrainttemplate-two.yaml") + ": missing",
+		filepath.Join(chart, "files", "kyverno", "gone.yaml") + ": its policy no longer exists",
 		filepath.Join(chart, "templates", "constrainttemplate-gone.yaml") + ": its policy no longer exists",
 	}
 	if !reflect.DeepEqual(problems, wantProblems) {
@@ -88,8 +93,14 @@ func TestWriteAndDiff(t *testing.T) {
 	if problems, _ := Diff(want, chart); len(problems) != 0 {
 		t.Errorf("Diff after Write: %v", problems)
 	}
-	if _, err := os.Stat(filepath.Join(chart, "templates", "constrainttemplate-gone.yaml")); !os.IsNotExist(err) {
-		t.Errorf("copy of a deleted policy kept (%v)", err)
+	for _, gone := range []string{filepath.Join(chart, "templates", "constrainttemplate-gone.yaml"), filepath.Join(chart, "files", "kyverno", "gone.yaml")} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("copy of a deleted policy kept: %s (%v)", gone, err)
+		}
+	}
+	// The Kyverno policy is copied as it is, after its header.
+	if b, _ := os.ReadFile(filepath.Join(chart, "files", "kyverno", "k.yaml")); !strings.HasSuffix(string(b), "\nkind: ClusterPolicy # {{ images }}\n") || !strings.HasPrefix(string(b), "# GENERATED") {
+		t.Errorf("Kyverno copy:\n%s", b)
 	}
 	if b, _ := os.ReadFile(filepath.Join(chart, "templates", "verifier.yaml")); string(b) != "untouched\n" {
 		t.Error("Write touched another template")

@@ -1,11 +1,21 @@
 package chart
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +33,7 @@ import (
 
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/server"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
+	"github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
 )
 
 // TestProviderServesGatekeeper runs what the chart renders: awssigner serve
@@ -73,47 +84,7 @@ aws: {endpoint: %q}`, port, stack.Emulator.URL()))
 	vals["trustStores"] = map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}}
 	_, objs := mustInstall(t, vals)
 
-	// The kubelet's part: the Deployment's volumes written where it mounts
-	// them (under dir), and the configuration's paths pointed there.
-	dep := typed[appsv1.Deployment](t, one(t, objs, "Deployment", "ratify-aws-signer"))
-	files := mountedFiles(t, dep, objs)
-	root := filepath.Join(dir, "pod")
-	for p, b := range files {
-		if err := os.MkdirAll(filepath.Dir(root+p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(root+p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := string(files["/etc/awssigner/config/config.yaml"])
-	var pairs []string
-	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
-		pairs = append(pairs, m.MountPath+"/", root+m.MountPath+"/")
-	}
-	cfg = strings.NewReplacer(pairs...).Replace(cfg)
-	cfgFile := filepath.Join(root, "config.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	srv, err := server.New(server.Options{ConfigFile: cfgFile, Version: "0.1.0-test", AWS: &stack.AWS, ReloadInterval: time.Hour,
-		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
-		Address: fmt.Sprintf("127.0.0.1:%d", port), HealthAddress: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("serve refuses the chart's configuration and files: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		if t.Failed() {
-			t.Logf("serve log:\n%s", logs.String())
-		}
-	})
+	runRendered(t, objs, stack, dir, server.Options{Address: fmt.Sprintf("127.0.0.1:%d", port)}, nil)
 
 	// Gatekeeper: the rendered Providers in its cache, the rendered Assigns
 	// in its mutation system, its webhook certificate as client certificate.
@@ -231,6 +202,188 @@ containers: [{name: app, image: %[1]s}, {name: other, image: %[2]s}]`, signed, u
 	if _, _, err := externaldata.DefaultSendRequestToProvider(ctx, &verify, []string{signed}, sc); err == nil {
 		t.Error("a client certificate not issued by Gatekeeper's CA was served")
 	}
+}
+
+// TestProviderServesKyverno: the Kyverno-only release (no Gatekeeper) run
+// as rendered: serve with the chart's configuration and certificate, asked
+// as Kyverno's apiCall asks it through the rendered ClusterPolicy's service
+// URL and CA, with a token of Kyverno's admission controller (checked by a
+// TokenReview API standing in for the cluster's). A signed image by tag is
+// verified and its pin returned; a namespace's named trust policy
+// (provider.kyverno.trustPolicyDocs) that does not trust the signer refuses
+// it; a caller without a token is refused.
+func TestProviderServesKyverno(t *testing.T) {
+	dir := t.TempDir()
+	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	signed, desc, err := stack.PushImage(ctx, "team/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stack.Sign(ctx, "team/app", desc, ""); err != nil {
+		t.Fatal(err)
+	}
+	reviewer, err := serve.NewTokenReviewer(filepath.Join(dir, "tokenreview"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reviewer.Close)
+
+	vals := providerValues(t, nil, fmt.Sprintf(`
+provider:
+  gatekeeper: {enabled: false}
+  kyverno:
+    enabled: true
+    trustPolicyDocs:
+      other:
+        version: "1.0"
+        trustPolicies:
+          - {name: other, registryScopes: ["*"], signatureVerification: {level: strict}, trustStores: ["signingAuthority:aws-signer-ts"], trustedIdentities: [%q]}
+  registry: {plainHTTP: true}
+revocation: {cacheTTL: 0s}
+aws: {endpoint: %q}`, "arn:aws:signer:us-west-2:111122223333:/signing-profiles/Other", stack.Emulator.URL()))
+	vals["trustedSigningProfiles"] = []any{stack.ProfileARN}
+	vals["trustStores"] = map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}}
+	_, objs := mustInstall(t, vals)
+	kaddr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRendered(t, objs, stack, dir, server.Options{KyvernoAddress: kaddr}, func(doc map[string]any) {
+		// What the pod's environment and token mount give serve in a cluster.
+		k := doc["server"].(map[string]any)["kyverno"].(map[string]any)
+		k["tokenReview"] = map[string]any{"apiServer": reviewer.URL, "caFile": reviewer.CAFile, "tokenFile": reviewer.TokenFile}
+	})
+
+	// Kyverno's apiCall as the rendered policy configures it.
+	rules, _, _ := unstructured.NestedSlice(one(t, objs, "ClusterPolicy", "awssigner-verified-images").Object, "spec", "rules")
+	var svcURL, caBundle string
+	for _, e := range rules[0].(map[string]any)["context"].([]any) {
+		if svc, found, _ := unstructured.NestedStringMap(e.(map[string]any), "apiCall", "service"); found {
+			svcURL, caBundle = svc["url"], svc["caBundle"]
+		}
+	}
+	u, err := url.Parse(svcURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(caBundle)) {
+		t.Fatalf("the policy's caBundle is not PEM: %q", caBundle)
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: u.Hostname(), MinVersion: tls.VersionTLS12},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, kaddr) // the Service, as cluster DNS would resolve it
+		},
+	}}
+	t.Cleanup(client.CloseIdleConnections)
+	cfg := decodeInCluster(t, objs)
+	token := reviewer.Issue(cfg.Server.Kyverno.AllowedCallers[0], cfg.Server.Kyverno.Audiences...)
+
+	repo, tag, _ := strings.Cut(strings.TrimPrefix(signed, stack.Registry.Host+"/"), ":")
+	image := map[string]any{"registry": stack.Registry.Host, "path": repo, "name": path.Base(repo), "tag": tag, "digest": "",
+		"reference": signed, "referenceWithTag": signed, "jsonPointer": "/spec/containers/0/image"}
+	call := func(trustPolicy, bearer string) (int, map[string]any, string) {
+		body, _ := json.Marshal(map[string]any{"images": map[string]any{"containers": map[string]any{"app": image}}, "imageReferences": []string{"*"}, "trustPolicy": trustPolicy})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, svcURL, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s as Kyverno: %v", svcURL, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		var out map[string]any
+		json.Unmarshal(raw, &out)
+		return resp.StatusCode, out, string(raw)
+	}
+
+	status, out, raw := call("", token)
+	want := []any{map[string]any{"op": "replace", "path": "/spec/containers/0/image", "value": stack.Registry.Host + "/team/app@" + desc.Digest.String()}}
+	if status != http.StatusOK || out["verified"] != true || !reflect.DeepEqual(out["results"], want) {
+		t.Errorf("signed image: %d %s", status, raw)
+	}
+	if status, _, raw := call("other", token); status != http.StatusNotAcceptable || !strings.Contains(raw, signed) {
+		t.Errorf("trust policy other (another profile): %d %s", status, raw)
+	}
+	if status, _, raw := call("", ""); status != http.StatusUnauthorized {
+		t.Errorf("no token: %d %s", status, raw)
+	}
+}
+
+// runRendered plays the kubelet for the rendered Deployment: its volumes
+// are written under dir where it mounts them, the configuration's paths
+// pointed there (and changed by edit, for what a cluster would provide),
+// and awssigner serve started in-process with it, its listeners at the
+// addresses of opts.
+func runRendered(t *testing.T, objs []rendered, stack *harness.Stack, dir string, opts server.Options, edit func(doc map[string]any)) *server.Server {
+	t.Helper()
+	dep := typed[appsv1.Deployment](t, one(t, objs, "Deployment", "ratify-aws-signer"))
+	files := mountedFiles(t, dep, objs)
+	root := filepath.Join(dir, "pod")
+	for p, b := range files {
+		if err := os.MkdirAll(filepath.Dir(root+p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root+p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := string(files["/etc/awssigner/config/config.yaml"])
+	var pairs []string
+	for _, m := range dep.Spec.Template.Spec.Containers[0].VolumeMounts {
+		pairs = append(pairs, m.MountPath+"/", root+m.MountPath+"/")
+	}
+	cfg = strings.NewReplacer(pairs...).Replace(cfg)
+	if edit != nil {
+		var doc map[string]any
+		if err := yaml.Unmarshal([]byte(cfg), &doc); err != nil {
+			t.Fatal(err)
+		}
+		edit(doc)
+		b, err := yaml.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = string(b)
+	}
+	cfgFile := filepath.Join(root, "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	opts.ConfigFile, opts.Version, opts.AWS, opts.ReloadInterval = cfgFile, "0.1.0-test", &stack.AWS, time.Hour
+	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	if opts.HealthAddress == "" {
+		opts.HealthAddress = "127.0.0.1:0"
+	}
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatalf("serve refuses the chart's configuration and files: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if t.Failed() {
+			t.Logf("serve log:\n%s", logs.String())
+		}
+	})
+	return srv
 }
 
 // syncBuffer is the server's log, written from its goroutines.

@@ -137,7 +137,12 @@ func TestSchemaIsStrictEverywhere(t *testing.T) {
 		case map[string]any:
 			_, props := n["properties"]
 			_, pattern := n["patternProperties"]
-			if (n["type"] == "object" || props || pattern) && !freeForm[path] {
+			// A map whose values have a schema of their own ($ref) and
+			// whose keys are checked (propertyNames) is not free-form.
+			ap, _ := n["additionalProperties"].(map[string]any)
+			_, names := n["propertyNames"]
+			strictMap := ap != nil && ap["$ref"] != nil && names
+			if (n["type"] == "object" || props || pattern) && !freeForm[path] && !strictMap {
 				if n["additionalProperties"] != false {
 					t.Errorf("%s: object schema without \"additionalProperties\": false", path)
 				}

@@ -19,6 +19,7 @@ import (
 	"github.com/open-policy-agent/frameworks/constraint/pkg/externaldata"
 	"github.com/open-policy-agent/gatekeeper/v3/pkg/target"
 	"github.com/open-policy-agent/gatekeeper/v3/pkg/util"
+	"golang.org/x/mod/modfile"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
@@ -79,6 +80,7 @@ func knownCRDs(t *testing.T) map[schema.GroupVersionKind]*crdVersion {
 			{gatekeeperModule, "charts/gatekeeper/crds/*.yaml"},
 			{certManagerModule, "deploy/crds/cert-manager.io_*.yaml"},
 			{prometheusOperatorModule, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+			{kyvernoModule(), "config/crds/kyverno/kyverno.io_clusterpolicies.yaml"},
 		} {
 			var dir string
 			var err error
@@ -191,6 +193,28 @@ func moduleDir(path string) (string, error) {
 		return "", fmt.Errorf("go mod download %s@%s: no directory (%v)", path, m.Version, err)
 	}
 	return m.Dir, nil
+}
+
+// kyvernoModule is Kyverno's module at the version tools/kyverno pins
+// (path@version), whose CRDs define the ClusterPolicy mode provider renders
+// with provider.kyverno.enabled.
+func kyvernoModule() string {
+	const path = "github.com/kyverno/kyverno"
+	file := filepath.Join(repoRoot, "tools", "kyverno", "go.mod")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return path + "@(" + err.Error() + ")"
+	}
+	mf, err := modfile.Parse(file, data, nil)
+	if err != nil {
+		return path + "@(" + err.Error() + ")"
+	}
+	for _, r := range mf.Require {
+		if r.Mod.Path == path {
+			return path + "@" + r.Mod.Version
+		}
+	}
+	return path + "@(not required by " + file + ")"
 }
 
 // downloadedModuleDir returns the directory of a module at a pinned

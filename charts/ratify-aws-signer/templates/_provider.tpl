@@ -53,10 +53,46 @@ config.DefaultHealthAddress) and of the files the pod mounts.
 */}}
 {{- define "ratify-aws-signer.gatekeeperPort" -}}6001{{- end -}}
 {{- define "ratify-aws-signer.healthPort" -}}9099{{- end -}}
+{{- define "ratify-aws-signer.kyvernoPort" -}}6002{{- end -}}
 {{- define "ratify-aws-signer.configDir" -}}/etc/awssigner/config{{- end -}}
 {{- define "ratify-aws-signer.tlsDir" -}}/etc/awssigner/tls{{- end -}}
 {{- define "ratify-aws-signer.gatekeeperCADir" -}}/etc/awssigner/gatekeeper-ca{{- end -}}
 {{- define "ratify-aws-signer.registryDir" -}}/etc/awssigner/registry{{- end -}}
+
+{{/*
+"true" when the release serves Gatekeeper: always in mode ratify (Ratify's
+provider), in mode provider unless provider.gatekeeper.enabled is false.
+*/}}
+{{- define "ratify-aws-signer.gatekeeperEnabled" -}}
+{{- if or (ne .Values.mode "provider") .Values.provider.gatekeeper.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+"true" when mode provider serves Kyverno.
+*/}}
+{{- define "ratify-aws-signer.kyvernoEnabled" -}}
+{{- if and (eq .Values.mode "provider") .Values.provider.kyverno.enabled }}true{{ end -}}
+{{- end -}}
+
+{{/*
+The URL Kyverno's apiCall posts to: the Service in the release namespace.
+*/}}
+{{- define "ratify-aws-signer.kyvernoURL" -}}
+{{- printf "https://%s.%s.svc:%s/checkimages" (include "ratify-aws-signer.fullname" .) .Release.Namespace (include "ratify-aws-signer.kyvernoPort" .) -}}
+{{- end -}}
+
+{{/*
+The users served on /checkimages: provider.kyverno.allowedCallers, else
+Kyverno's admission and reports controllers in its namespace.
+*/}}
+{{- define "ratify-aws-signer.kyvernoCallers" -}}
+{{- $k := .Values.provider.kyverno -}}
+{{- $callers := $k.allowedCallers -}}
+{{- if not $callers -}}
+{{- $callers = list (printf "system:serviceaccount:%s:kyverno-admission-controller" $k.namespace) (printf "system:serviceaccount:%s:kyverno-reports-controller" $k.namespace) -}}
+{{- end -}}
+{{- toJson $callers -}}
+{{- end -}}
 
 {{- define "ratify-aws-signer.serviceAccountName" -}}
 {{- .Values.provider.serviceAccount.name | default (include "ratify-aws-signer.fullname" .) -}}
@@ -162,7 +198,22 @@ in memory) and the server section.
 {{- $_ := set $s "address" (printf ":%s" (include "ratify-aws-signer.gatekeeperPort" .)) -}}
 {{- $_ := set $s "healthAddress" (printf ":%s" (include "ratify-aws-signer.healthPort" .)) -}}
 {{- $tlsDir := include "ratify-aws-signer.tlsDir" . -}}
-{{- $_ := set $s "tls" (dict "certFile" (printf "%s/tls.crt" $tlsDir) "keyFile" (printf "%s/tls.key" $tlsDir) "clientCAFile" (printf "%s/ca.crt" (include "ratify-aws-signer.gatekeeperCADir" .))) -}}
+{{- $tls := dict "certFile" (printf "%s/tls.crt" $tlsDir) "keyFile" (printf "%s/tls.key" $tlsDir) -}}
+{{- if include "ratify-aws-signer.gatekeeperEnabled" . -}}
+{{- $_ := set $tls "clientCAFile" (printf "%s/ca.crt" (include "ratify-aws-signer.gatekeeperCADir" .)) -}}
+{{- else -}}
+{{- $_ := set $s "gatekeeper" (dict "enabled" false) -}}
+{{- end -}}
+{{- $_ := set $s "tls" $tls -}}
+{{- if include "ratify-aws-signer.kyvernoEnabled" . -}}
+{{- $k := $pv.kyverno -}}
+{{- $ks := dict "enabled" true "address" (printf ":%s" (include "ratify-aws-signer.kyvernoPort" .)) "allowedCallers" (include "ratify-aws-signer.kyvernoCallers" . | fromJsonArray) -}}
+{{- with $k.audiences }}{{ $_ := set $ks "audiences" . }}{{ end -}}
+{{- with $k.timeout }}{{ $_ := set $ks "timeout" . }}{{ end -}}
+{{- with $k.tokenCacheTTL }}{{ $_ := set $ks "tokenCacheTTL" . }}{{ end -}}
+{{- $_ := set $s "kyverno" $ks -}}
+{{- with $k.trustPolicyDocs }}{{ $_ := set $p "trustPolicyDocs" . }}{{ end -}}
+{{- end -}}
 {{- $reg := dict -}}
 {{- if $pv.registry.plainHTTP }}{{ $_ := set $reg "plainHTTP" true }}{{ end -}}
 {{- with $pv.registry.dockerConfigSecrets -}}
@@ -192,8 +243,14 @@ Checks of mode provider the schema cannot express.
 {{- if ge (int $v.provider.tls.renewBeforeDays) (int $v.provider.tls.validityDays) -}}
 {{- fail (printf "provider.tls.renewBeforeDays (%d) must be less than provider.tls.validityDays (%d), or every helm upgrade would issue a new certificate" (int $v.provider.tls.renewBeforeDays) (int $v.provider.tls.validityDays)) -}}
 {{- end -}}
+{{- if not (or $v.provider.gatekeeper.enabled $v.provider.kyverno.enabled) -}}
+{{- fail "provider.gatekeeper.enabled and provider.kyverno.enabled are both false: the provider would serve no one. Enable Gatekeeper (the default) or Kyverno (provider.kyverno.enabled=true)" -}}
+{{- end -}}
+{{- if and $v.provider.kyverno.trustPolicyDocs (not $v.provider.kyverno.enabled) -}}
+{{- fail "provider.kyverno.trustPolicyDocs are selected by Kyverno's requests only (a namespace label); with provider.kyverno.enabled=false nothing would use them. Enable Kyverno or remove them" -}}
+{{- end -}}
 {{- $c := $v.policies.constraints -}}
-{{- if and $c.enabled $c.clusterWide (not (include "ratify-aws-signer.namespaceMatches" (dict "namespace" .Release.Namespace "patterns" $c.excludedNamespaces))) -}}
+{{- if and $v.provider.gatekeeper.enabled $c.enabled $c.clusterWide (not (include "ratify-aws-signer.namespaceMatches" (dict "namespace" .Release.Namespace "patterns" $c.excludedNamespaces))) -}}
 {{- fail (printf "policies.constraints.excludedNamespaces does not cover the release namespace %s, where the provider runs: its own pods would need the provider to be admitted, so it could never come back once down. Add %s to policies.constraints.excludedNamespaces (or install the release in an excluded namespace such as gatekeeper-system)" .Release.Namespace .Release.Namespace) -}}
 {{- end -}}
 {{- end -}}
@@ -207,4 +264,56 @@ leading or trailing *).
 {{- range (.patterns | default list) -}}
 {{- if or (eq . $ns) (eq . "*") (and (hasSuffix "*" .) (hasPrefix (trimSuffix "*" .) $ns)) (and (hasPrefix "*" .) (hasSuffix (trimPrefix "*" .) $ns)) }}true{{ end -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Kyverno's ClusterPolicy awssigner-verified-images: the chart's copy of
+policies/kyverno/awssigner-verified-images.yaml (files/kyverno, made by
+`make chart-policies`), read as data and filled in: every apiCall service
+(both rules) gets this release's /checkimages URL and the CA of the serving
+certificate, and the excluded namespaces name Kyverno's namespace and the
+release's (the policy's placeholders "kyverno" and "awssigner"). The
+argument is (dict "root" $ "caBundle" <PEM>).
+*/}}
+{{- define "ratify-aws-signer.kyvernoPolicy" -}}
+{{- $root := .root -}}
+{{- $k := $root.Values.provider.kyverno -}}
+{{- if $k.policy.enabled }}
+{{- $file := "files/kyverno/awssigner-verified-images.yaml" -}}
+{{- $p := $root.Files.Get $file | fromYaml -}}
+{{- if or (not $p) (hasKey $p "Error") -}}
+{{- fail (printf "the chart's copy of the Kyverno policy (%s) is missing or not YAML: run `make chart-policies`" $file) -}}
+{{- end -}}
+{{- $url := include "ratify-aws-signer.kyvernoURL" $root -}}
+{{- $calls := 0 -}}
+{{- range $p.spec.rules -}}
+{{- range (.context | default list) -}}
+{{- $svc := dig "apiCall" "service" dict . -}}
+{{- if hasKey $svc "url" -}}
+{{- $_ := set $svc "url" $url -}}
+{{- $_ := set $svc "caBundle" $.caBundle -}}
+{{- $calls = add1 $calls -}}
+{{- end -}}
+{{- end -}}
+{{- range (dig "exclude" "any" list .) -}}
+{{- $r := dig "resources" dict . -}}
+{{- if hasKey $r "namespaces" -}}
+{{- $ns := list -}}
+{{- range $r.namespaces -}}
+{{- if eq . "awssigner" }}{{ $ns = append $ns $root.Release.Namespace }}{{ else if eq . "kyverno" }}{{ $ns = append $ns $k.namespace }}{{ else }}{{ $ns = append $ns . }}{{ end -}}
+{{- end -}}
+{{- $_ := set $r "namespaces" (uniq $ns) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $calls 0 -}}
+{{- fail (printf "%s calls no service: the chart cannot point it at awssigner serve" $file) -}}
+{{- end -}}
+{{- $_ := set $p.metadata "labels" (merge (include "ratify-aws-signer.providerLabels" $root | fromYaml) ($p.metadata.labels | default dict)) -}}
+{{- with $root.Values.commonAnnotations -}}
+{{- $_ := set $p.metadata "annotations" (merge (deepCopy ($p.metadata.annotations | default dict)) (deepCopy .)) -}}
+{{- end }}
+---
+{{ toYaml $p }}
+{{- end }}
 {{- end -}}
