@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -131,12 +130,8 @@ func TestAdmission(t *testing.T) {
 		}
 		t.Skip(err)
 	}
-	// ratify serve --enable-crd-manager binds its controller metrics on
-	// :8080, which no flag moves.
-	if l, err := net.Listen("tcp", ":8080"); err != nil {
-		t.Fatalf("port 8080 is in use (%v): ratify serve --enable-crd-manager binds its metrics there and cannot be moved; free it", err)
-	} else {
-		l.Close()
+	if err := MetricsPortFree(); err != nil {
+		t.Fatal(err)
 	}
 	dir, err := os.MkdirTemp("", "awssigner-e2e-")
 	if err != nil {
@@ -332,7 +327,7 @@ func TestAdmission(t *testing.T) {
 	// Other scopes, and one test Constraint per cause namespace.
 	step("scopes for the causes: no verifier, AWS unreachable, invalid parameters")
 	closed, _ := harness.FreePort() // nothing listens there
-	scoped, err := RenderChart(chartDir, scopeAWS, Merge(vals, map[string]any{
+	scoped, err := RenderChart(chartDir, scopeAWS, "ratify-aws-signer-"+scopeAWS, Merge(vals, map[string]any{
 		"aws":        map[string]any{"endpoint": fmt.Sprintf("http://127.0.0.1:%d", closed), "region": stack.Emulator.Region()},
 		"revocation": map[string]any{"cacheTTL": "0s", "timeout": "1s", "cacheDir": filepath.Join(dir, "revocation-cache-aws-down")},
 		"policies":   map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
@@ -340,7 +335,7 @@ func TestAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	permissive, err := RenderChart(chartDir, scopePermissive, Merge(vals, map[string]any{
+	permissive, err := RenderChart(chartDir, scopePermissive, "ratify-aws-signer-"+scopePermissive, Merge(vals, map[string]any{
 		"verificationLevel": "permissive",
 		"revocation":        map[string]any{"cacheTTL": "1s", "cacheDir": filepath.Join(dir, "revocation-cache-permissive")},
 		"policies":          map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
@@ -370,7 +365,7 @@ spec:
 	}
 	// scope-shared: our verifier (as the chart renders it) and Ratify's
 	// notation verifier side by side, as NamespacedVerifiers.
-	shared, err := RenderChart(chartDir, scopeShared, Merge(vals, map[string]any{
+	shared, err := RenderChart(chartDir, scopeShared, "ratify-aws-signer-"+scopeShared, Merge(vals, map[string]any{
 		"policies": map[string]any{"templates": map[string]any{"enabled": false}, "constraints": map[string]any{"enabled": false}},
 	}), "config.ratify.deislabs.io/v1beta1/NamespacedVerifier")
 	if err != nil {
@@ -426,18 +421,15 @@ spec:
 
 	// The provider path, side by side: its namespaces have their own
 	// Constraints (naming the provider awssigner-verify) and Assigns.
+	// Trust policies: strict, and permissive for perm/app (the load's
+	// throttling case, verdicts per level).
 	pe := &providerEnv{ctx: ctx, stack: stack, cluster: cluster, im: im, teamARN: stack.ProfileARN, otherARN: otherARN, strangerARN: strangerARN, later: laterARN,
-		doc: func(ids ...string) map[string]any { return providerDoc(stack, ids...) }}
-	base := RatifyChartValues(stack, dir, pluginDir)
-	pe.vals = map[string]any{
-		"trustPolicyDoc": pe.doc(stack.ProfileARN, otherARN),
-		"trustStores":    base["trustStores"],
-		"aws":            base["aws"],
-		"revocation":     map[string]any{"cacheTTL": "1s"},
+		doc: func(ids ...string) map[string]any { return TrustPolicyDoc(ids, stack.Registry.Host+"/perm/app") }}
+	pe.vals = Merge(ProviderValues(stack, pe.doc(stack.ProfileARN, otherARN)), map[string]any{
 		"policies": map[string]any{"constraints": map[string]any{"namespaceRestrictions": []any{
 			map[string]any{"namespaces": []any{nsProviderTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 		}}},
-	}
+	})
 	if pe.path, err = cluster.StartProviderPath(ctx, ProviderPathOptions{Binary: awssigner, Values: pe.vals, Namespaces: []string{nsProvider, nsProviderTeam}}); err != nil {
 		t.Fatal(err)
 	}

@@ -330,9 +330,10 @@ func AuthProxy(registryHost string) (*http.Server, string, error) {
 	return srv, srv.Addr, nil
 }
 
-// RenderChart renders the chart as `helm install --dry-run` would against a
-// cluster serving apis, and returns its objects in Helm's install order.
-func RenderChart(chartDir, ns string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
+// RenderChart renders the chart as `helm install --dry-run` would (release
+// name in ns) against a cluster serving apis, and returns its objects in
+// Helm's install order.
+func RenderChart(chartDir, ns, name string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
 	ch, err := loader.Load(chartDir)
 	if err != nil {
 		return nil, err
@@ -340,7 +341,7 @@ func RenderChart(chartDir, ns string, vals map[string]any, apis ...string) ([]*u
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.DryRun = true
 	inst.ClientOnly = true
-	inst.ReleaseName = "ratify-aws-signer-" + ns
+	inst.ReleaseName = name
 	inst.Namespace = ns
 	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
 	inst.APIVersions = apis

@@ -244,10 +244,10 @@ func (t *LoadTable) Print(w io.Writer) {
 	for _, r := range t.rows {
 		prov := "-"
 		if r.ProviderRequests > 0 {
-			prov = fmt.Sprintf("%s (%d)", ms(r.ProviderMean), r.ProviderRequests)
+			prov = fmt.Sprintf("%s (%d)", msec(r.ProviderMean), r.ProviderRequests)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t\n", r.Path, r.Phase, r.Creates, r.Concurrency, r.Right, r.Wrong, r.Timeouts, r.Unpinned,
-			ms(r.Median), ms(r.P99), ms(r.Max), r.SignerCalls, prov, r.Wall.Round(100*time.Millisecond))
+			msec(r.Median), msec(r.P99), msec(r.Max), r.SignerCalls, prov, r.Wall.Round(100*time.Millisecond))
 	}
 	tw.Flush()
 	for _, r := range t.rows {
@@ -260,7 +260,7 @@ func (t *LoadTable) Print(w io.Writer) {
 	}
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+func msec(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // Front is a TCP forwarder on a loopback port in front of a server (the
 // registry): Stop closes its listener and every connection, so clients

@@ -5,17 +5,21 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
-	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 )
 
@@ -25,6 +29,10 @@ const (
 	VerifyProvider = "awssigner-verify"
 	MutateProvider = "awssigner-mutate"
 )
+
+// ProviderConstraint is the provider path's cluster-wide Constraint
+// (limited to the path's namespaces) unless the values name it.
+const ProviderConstraint = "aws-signer-verified-images-provider"
 
 // Serve is `awssigner serve` as a process on loopback: its serving
 // certificate from the cluster's CA, Gatekeeper's CA (the same CA) as its
@@ -169,6 +177,41 @@ func (s *Serve) WaitReload(gen float64, timeout time.Duration) error {
 	})
 }
 
+// TrustPolicyDoc is a Notation trust policy document trusting ids: level
+// strict for every repository, and permissive for the repositories
+// ("<registry>/<repository>") given.
+func TrustPolicyDoc(ids []string, permissive ...string) map[string]any {
+	l := make([]any, len(ids))
+	for i, id := range ids {
+		l[i] = id
+	}
+	policy := func(name, level string, scopes ...any) map[string]any {
+		return map[string]any{"name": name, "registryScopes": scopes, "signatureVerification": map[string]any{"level": level},
+			"trustStores": []any{"signingAuthority:aws-signer-ts"}, "trustedIdentities": l}
+	}
+	policies := []any{policy("strict", "strict", "*")}
+	if len(permissive) > 0 {
+		scopes := make([]any, len(permissive))
+		for i, r := range permissive {
+			scopes[i] = r
+		}
+		policies = append(policies, policy("permissive", "permissive", scopes...))
+	}
+	return map[string]any{"version": "1.0", "trustPolicies": policies}
+}
+
+// ProviderValues are the chart's values for the provider path on the
+// stack: doc as trustPolicyDoc, the emulator's root as the aws-signer-ts
+// store and its endpoint, revocation answers kept 1 s.
+func ProviderValues(stack *harness.Stack, doc map[string]any) map[string]any {
+	return map[string]any{
+		"trustPolicyDoc": doc,
+		"trustStores":    map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}},
+		"aws":            map[string]any{"endpoint": stack.Emulator.URL(), "region": stack.Emulator.Region()},
+		"revocation":     map[string]any{"cacheTTL": "1s"},
+	}
+}
+
 // ProviderPathOptions configure StartProviderPath.
 type ProviderPathOptions struct {
 	// Binary is awssigner (serve is its subcommand).
@@ -176,9 +219,11 @@ type ProviderPathOptions struct {
 	// Values are the chart's values in provider mode (the shared keys and
 	// policies.*); the e2e's own (mode, provider.url, TLS) are set here.
 	Values map[string]any
-	// Namespaces are the path's namespaces: its Assigns and Constraints
-	// are limited to them, so the Ratify path's namespaces next to them
-	// keep their own Constraints and no mutation.
+	// Namespaces are the path's namespaces: every other namespace of the
+	// cluster is excluded from its Constraints and Assigns (chart values
+	// policies.constraints.excludedNamespaces and
+	// provider.mutation.excludedNamespaces), so the Ratify path's
+	// namespaces next to them keep their own Constraints and no mutation.
 	Namespaces []string
 }
 
@@ -202,7 +247,7 @@ func (c *Cluster) StartProviderPath(ctx context.Context, o ProviderPathOptions) 
 		return nil, err
 	}
 	p := &ProviderPath{Serve: s, c: c, o: o}
-	objs, cfg, err := p.render(o.Values)
+	objs, cfg, err := p.render(ctx, o.Values)
 	if err != nil {
 		return nil, err
 	}
@@ -234,12 +279,12 @@ func (c *Cluster) StartProviderPath(ctx context.Context, o ProviderPathOptions) 
 // Reconfigure renders vals as StartProviderPath did and writes serve's
 // new configuration file (what a ConfigMap update does to the mounted
 // file), then waits until serve has reloaded it: no restart.
-func (p *ProviderPath) Reconfigure(vals map[string]any) error {
+func (p *ProviderPath) Reconfigure(ctx context.Context, vals map[string]any) error {
 	gen, err := p.Serve.Metric("awssigner_config_generation")
 	if err != nil {
 		return err
 	}
-	_, cfg, err := p.render(vals)
+	_, cfg, err := p.render(ctx, vals)
 	if err != nil {
 		return err
 	}
@@ -249,97 +294,123 @@ func (p *ProviderPath) Reconfigure(vals map[string]any) error {
 	return p.Serve.WaitReload(gen, 15*time.Second)
 }
 
-// render returns the provider path's cluster objects and serve's
-// configuration for vals.
-//
-// Until the chart's provider mode exists these are the objects it is
-// specified to render (CONTRACT section C): Providers awssigner-verify
-// (timeout 3) and awssigner-mutate (timeout 2) with the CA bundle, Assigns
-// with externalData (ValueAtLocation, failurePolicy Ignore) for the
-// container lists of Pods and Deployments, and Constraints naming
-// awssigner-verify; the ConstraintTemplate is the one the Ratify-mode
-// release installed.
-func (p *ProviderPath) render(vals map[string]any) ([]*unstructured.Unstructured, map[string]any, error) {
-	cfg := map[string]any{}
-	for _, k := range []string{"trustPolicyDoc", "trustStores", "revocation", "aws"} {
-		if v, ok := vals[k]; ok {
-			cfg[k] = v
+// render renders the chart in provider mode for vals (a release
+// "ratify-aws-signer-provider" in Gatekeeper's namespace): provider.url
+// names serve's loopback address, provider.tls.mode secret with the
+// cluster's CA (serve's certificate is issued by it), the same CA as
+// Gatekeeper's (provider.gatekeeper.caBundle), registries over plain HTTP,
+// Constraints as manifests, and every namespace of the cluster but the
+// path's excluded from its Constraints and Assigns. It returns the objects
+// Gatekeeper needs (Providers, Assigns, Constraints, and the
+// ConstraintTemplate unless the cluster has it) and serve's configuration
+// (the rendered ConfigMap's config.yaml).
+func (p *ProviderPath) render(ctx context.Context, vals map[string]any) ([]*unstructured.Unstructured, map[string]any, error) {
+	nss, err := p.c.Kube.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	var excluded []any
+	for _, ns := range nss.Items {
+		if !slices.Contains(p.o.Namespaces, ns.Name) {
+			excluded = append(excluded, ns.Name)
 		}
 	}
-	if rev, ok := cfg["revocation"].(map[string]any); ok {
-		r := map[string]any{}
-		for k, v := range rev {
-			if k != "enabled" && k != "cacheDir" {
-				r[k] = v
+	if !slices.Contains(excluded, any("kube-system")) {
+		excluded = append(excluded, "kube-system")
+	}
+	// The cluster-wide Constraint's default name is the Ratify-mode
+	// release's; side by side, this one needs another.
+	v := Merge(Merge(map[string]any{"policies": map[string]any{"constraints": map[string]any{"name": ProviderConstraint}}}, vals), map[string]any{
+		"mode": "provider",
+		"provider": map[string]any{
+			"url":        p.Serve.URL,
+			"tls":        map[string]any{"mode": "secret", "caBundle": string(p.c.CA.PEM)},
+			"gatekeeper": map[string]any{"caBundle": string(p.c.CA.PEM)},
+			"registry":   map[string]any{"plainHTTP": true},
+			"mutation":   map[string]any{"excludedNamespaces": excluded},
+		},
+		"policies": map[string]any{"constraints": map[string]any{"install": "manifest", "excludedNamespaces": excluded}},
+	})
+	objs, err := RenderChart(p.c.ChartDir(), GatekeeperNamespace, "ratify-aws-signer-provider", v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("render the chart in provider mode: %w", err)
+	}
+	var out []*unstructured.Unstructured
+	var cfg map[string]any
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Provider", "Assign", "AWSSignerVerifiedImages":
+			out = append(out, o)
+		case "ConstraintTemplate":
+			// The Ratify path's release may have installed it: the two
+			// modes must render the same template, and only one release
+			// can own it.
+			have, err := p.c.Kube.Get(ctx, GVRTemplate, "", o.GetName())
+			if err != nil {
+				out = append(out, o)
+				continue
+			}
+			if d := notWithin(o.Object["spec"], have.Object["spec"], "spec"); d != "" {
+				return nil, nil, fmt.Errorf("the ConstraintTemplate %s rendered in provider mode is not the one in the cluster: %s", o.GetName(), d)
+			}
+		case "ConfigMap":
+			data, _, _ := unstructured.NestedString(o.Object, "data", "config.yaml")
+			if data == "" {
+				continue
+			}
+			if cfg != nil {
+				return nil, nil, errors.New("the provider-mode render has two ConfigMaps with config.yaml")
+			}
+			if err := yaml.Unmarshal([]byte(data), &cfg); err != nil {
+				return nil, nil, fmt.Errorf("ConfigMap %s config.yaml: %w", o.GetName(), err)
 			}
 		}
-		cfg["revocation"] = r
 	}
-	ns, _ := json.Marshal(p.o.Namespaces)
-	var b strings.Builder
-	for _, pr := range []struct {
-		name, path string
-		timeout    int
-	}{{VerifyProvider, provider.VerifyPath, 3}, {MutateProvider, provider.MutatePath, 2}} {
-		fmt.Fprintf(&b, `---
-apiVersion: externaldata.gatekeeper.sh/v1beta1
-kind: Provider
-metadata: {name: %s}
-spec: {url: %q, timeout: %d, caBundle: %s}
-`, pr.name, p.Serve.URL+pr.path, pr.timeout, p.c.CABundle)
+	if cfg == nil {
+		return nil, nil, errors.New("the provider-mode render has no ConfigMap with serve's config.yaml")
 	}
-	for _, a := range []struct {
-		name, group, kind, location string
-	}{
-		{"awssigner-pod-containers", "", "Pod", "spec.containers[name:*].image"},
-		{"awssigner-pod-initcontainers", "", "Pod", "spec.initContainers[name:*].image"},
-		{"awssigner-deployment-containers", "apps", "Deployment", "spec.template.spec.containers[name:*].image"},
-	} {
-		fmt.Fprintf(&b, `---
-apiVersion: mutations.gatekeeper.sh/v1
-kind: Assign
-metadata: {name: %s}
-spec:
-  applyTo: [{groups: [%q], kinds: [%s], versions: [v1]}]
-  match:
-    scope: Namespaced
-    kinds: [{apiGroups: [%q], kinds: [%s]}]
-    namespaces: %s
-  location: %q
-  parameters:
-    assign:
-      externalData: {provider: %s, dataSource: ValueAtLocation, failurePolicy: Ignore}
-`, a.name, a.group, a.kind, a.group, a.kind, ns, a.location, MutateProvider)
+	return out, cfg, nil
+}
+
+// notWithin returns "" when every field set in a is set to the same value
+// in b (b may have more: the API server's defaults), else the path of the
+// first field that is not and its two values.
+func notWithin(a, b any, path string) string {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok {
+			return fmt.Sprintf("%s: %T in the cluster", path, b)
+		}
+		keys := slices.Sorted(maps.Keys(x))
+		for _, k := range keys {
+			if d := notWithin(x[k], y[k], path+"."+k); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return fmt.Sprintf("%s: %d entries rendered, the cluster's has %v", path, len(x), b)
+		}
+		for i := range x {
+			if d := notWithin(x[i], y[i], fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+		return ""
+	default:
+		// Strings up to surrounding white space (a YAML block's last line
+		// break).
+		as, bs := strings.TrimSpace(fmt.Sprint(a)), strings.TrimSpace(fmt.Sprint(b))
+		if as == bs {
+			return ""
+		}
+		i := 0
+		for i < len(as) && i < len(bs) && as[i] == bs[i] {
+			i++
+		}
+		return fmt.Sprintf("%s: rendered …%s…, the cluster's …%s…", path, as[max(0, i-60):min(len(as), i+60)], bs[max(0, i-60):min(len(bs), i+60)])
 	}
-	kinds := `[{apiGroups: [""], kinds: [Pod]}, {apiGroups: [apps], kinds: [Deployment, ReplicaSet, StatefulSet, DaemonSet]}, {apiGroups: [batch], kinds: [Job, CronJob]}]`
-	fmt.Fprintf(&b, `---
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: AWSSignerVerifiedImages
-metadata: {name: awssigner-provider}
-spec:
-  enforcementAction: deny
-  match: {kinds: %s, namespaces: %s}
-  parameters: {provider: %s}
-`, kinds, ns, VerifyProvider)
-	pol, _ := vals["policies"].(map[string]any)
-	cons, _ := pol["constraints"].(map[string]any)
-	rs, _ := cons["namespaceRestrictions"].([]any)
-	for _, r := range rs {
-		m := r.(map[string]any)
-		nss, _ := json.Marshal(m["namespaces"])
-		profiles, _ := json.Marshal(m["allowedSigningProfiles"])
-		var first []string
-		json.Unmarshal(nss, &first)
-		fmt.Fprintf(&b, `---
-apiVersion: constraints.gatekeeper.sh/v1beta1
-kind: AWSSignerVerifiedImages
-metadata: {name: awssigner-provider-%s}
-spec:
-  enforcementAction: deny
-  match: {kinds: %s, namespaces: %s}
-  parameters: {provider: %s, allowedSigningProfiles: %s}
-`, first[0], kinds, nss, VerifyProvider, profiles)
-	}
-	objs, err := DecodeYAML([]byte(b.String()))
-	return objs, cfg, err
 }

@@ -122,24 +122,6 @@ type providerEnv struct {
 	teamARN, otherARN, strangerARN, later string
 }
 
-// providerDoc is the provider path's trust policy document: strict for
-// every repository, permissive for perm/app of the stack's registry (the
-// load's throttling case, verdicts per level).
-func providerDoc(stack *harness.Stack, ids ...string) map[string]any {
-	l := make([]any, len(ids))
-	for i, id := range ids {
-		l[i] = id
-	}
-	policy := func(name, level string, scopes ...any) map[string]any {
-		return map[string]any{"name": name, "registryScopes": scopes, "signatureVerification": map[string]any{"level": level},
-			"trustStores": []any{"signingAuthority:aws-signer-ts"}, "trustedIdentities": l}
-	}
-	return map[string]any{"version": "1.0", "trustPolicies": []any{
-		policy("strict", "strict", "*"),
-		policy("permissive", "permissive", stack.Registry.Host+"/perm/app"),
-	}}
-}
-
 // providerCases are TestAdmission's assertions against Gatekeeper →
 // awssigner serve (no Ratify), and the provider path's own: tag → digest
 // pinning, a configuration change without restart, serve restarted.
@@ -232,7 +214,7 @@ func providerCases(t *testing.T, e *providerEnv) {
 		pid := e.path.Serve.Proc.cmd.Process.Pid
 		e.vals = Merge(e.vals, map[string]any{"trustPolicyDoc": e.doc(e.teamARN, e.otherARN, e.later)})
 		t0 := time.Now()
-		if err := e.path.Reconfigure(e.vals); err != nil {
+		if err := e.path.Reconfigure(e.ctx, e.vals); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("  serve reloaded its configuration file after %v", time.Since(t0).Round(time.Millisecond))

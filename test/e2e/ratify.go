@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -100,13 +101,23 @@ func RatifyChartValues(stack *harness.Stack, dir, pluginDir string, profiles ...
 	for i, p := range profiles {
 		ids[i] = p
 	}
-	return map[string]any{
-		"trustedSigningProfiles": ids,
-		"trustStores":            map[string]any{"signingAuthority": map[string]any{"aws-signer-ts": []any{string(stack.Emulator.CA().RootPEM())}}},
-		"revocation":             map[string]any{"cacheTTL": "1s", "cacheDir": filepath.Join(dir, "revocation-cache")},
-		"aws":                    map[string]any{"endpoint": stack.Emulator.URL(), "region": stack.Emulator.Region()},
-		"verifier":               map[string]any{"address": pluginDir},
+	v := ProviderValues(stack, nil)
+	delete(v, "trustPolicyDoc")
+	v["trustedSigningProfiles"] = ids
+	v["revocation"] = map[string]any{"cacheTTL": "1s", "cacheDir": filepath.Join(dir, "revocation-cache")}
+	v["verifier"] = map[string]any{"address": pluginDir}
+	return v
+}
+
+// MetricsPortFree checks that :8080 is free: `ratify serve
+// --enable-crd-manager` binds its controller metrics there, and no flag
+// moves them.
+func MetricsPortFree() error {
+	l, err := net.Listen("tcp", ":8080")
+	if err != nil {
+		return fmt.Errorf("port 8080 is in use (%v): ratify serve --enable-crd-manager binds its metrics there and cannot be moved; free it", err)
 	}
+	return l.Close()
 }
 
 // InstallRatifyChart is one `helm install --wait` of the chart in Ratify
