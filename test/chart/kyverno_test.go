@@ -172,13 +172,18 @@ func TestProviderKyvernoOnly(t *testing.T) {
 	_, objs := mustInstall(t, providerValues(t, nil, "provider: {gatekeeper: {enabled: false}, kyverno: {enabled: true}}"))
 	var kinds []string
 	for _, r := range objs {
+		if strings.HasPrefix(r.obj.GetAPIVersion(), "kyverno.io/") {
+			continue // policies/kyverno's objects (TestKyvernoPolicyIsThePolicy)
+		}
 		kinds = append(kinds, r.obj.GetKind()+"/"+r.obj.GetName())
+	}
+	if len(ofKind(objs, "ClusterPolicy")) != 1 {
+		t.Errorf("no ClusterPolicy: %v", objs)
 	}
 	want := []string{
 		"NetworkPolicy/ratify-aws-signer", "PodDisruptionBudget/ratify-aws-signer", "ServiceAccount/ratify-aws-signer",
 		"Secret/ratify-aws-signer-ca", "Secret/ratify-aws-signer-tls", "ConfigMap/ratify-aws-signer-config",
 		"ClusterRoleBinding/ratify-aws-signer-auth-delegator", "Service/ratify-aws-signer", "Deployment/ratify-aws-signer",
-		"ClusterPolicy/awssigner-verified-images",
 	}
 	if strings.Join(kinds, " ") != strings.Join(want, " ") {
 		t.Errorf("objects\n%v\nwant\n%v", kinds, want)
@@ -233,25 +238,31 @@ func policyExclusions(t *testing.T, p *unstructured.Unstructured) []string {
 	return first
 }
 
-// TestKyvernoPolicyIsThePolicy: the chart installs policies/kyverno's
-// ClusterPolicy as it is but for what must be filled in (every service
-// call's URL and CA, serve's and Kyverno's namespaces in the exclusions)
-// and the chart's labels; its copy in files/kyverno is current.
+// TestKyvernoPolicyIsThePolicy: the chart installs every object of
+// policies/kyverno/*.yaml as it is but for what must be filled in in the
+// ClusterPolicy (every service call's URL and CA, serve's and Kyverno's
+// namespaces in the exclusions) and the chart's labels; its copies in
+// files/kyverno are current.
 func TestKyvernoPolicyIsThePolicy(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(policiesDir, "kyverno", kyvernoPolicyFile))
-	if err != nil {
-		t.Fatal(err)
+	sources, _ := filepath.Glob(filepath.Join(policiesDir, "kyverno", "*.yaml"))
+	if len(sources) == 0 {
+		t.Fatal("no policies/kyverno/*.yaml")
 	}
-	copied, err := os.ReadFile(filepath.Join(chartDir, "files", "kyverno", kyvernoPolicyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(string(copied), "\n"+string(src)) && string(copied) != string(src) {
-		t.Errorf("files/kyverno/%s is not policies/kyverno/%s (run `make chart-policies`)", kyvernoPolicyFile, kyvernoPolicyFile)
-	}
-	var want map[string]any
-	if err := yaml.Unmarshal(src, &want); err != nil {
-		t.Fatal(err)
+	var want []map[string]any
+	for _, f := range sources {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied, err := os.ReadFile(filepath.Join(chartDir, "files", "kyverno", filepath.Base(f)))
+		if err != nil || !strings.HasSuffix(string(copied), "\n"+string(src)) {
+			t.Errorf("files/kyverno/%s is not policies/kyverno/%s (run `make chart-policies`): %v", filepath.Base(f), filepath.Base(f), err)
+		}
+		var o map[string]any
+		if err := yaml.Unmarshal(src, &o); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, o)
 	}
 
 	gk := gatekeeperPKI(t)
@@ -270,46 +281,67 @@ func TestKyvernoPolicyIsThePolicy(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, objs := mustInstall(t, c.vals)
-			got := one(t, objs, "ClusterPolicy", "awssigner-verified-images").DeepCopy().Object
-			labels, _, _ := unstructured.NestedStringMap(got, "metadata", "labels")
-			if labels["app.kubernetes.io/instance"] != "ratify-aws-signer" {
-				t.Errorf("ClusterPolicy labels %v", labels)
-			}
-			unstructured.RemoveNestedField(got, "metadata", "labels")
 			ca := c.ca(objs)
-			exp := runtime.DeepCopyJSON(want)
-			rules, _, _ := unstructured.NestedSlice(exp, "spec", "rules")
-			calls := 0
-			for _, r := range rules {
-				rule := r.(map[string]any)
-				for _, e := range rule["context"].([]any) {
-					svc, found, _ := unstructured.NestedMap(e.(map[string]any), "apiCall", "service")
-					if !found {
-						continue
-					}
-					calls++
-					if svc["url"] != "https://awssigner.awssigner.svc:6002/checkimages" {
-						t.Errorf("the policy's service URL placeholder changed: %v (the chart replaces any URL; check the README of policies/kyverno)", svc["url"])
-					}
-					svc["url"], svc["caBundle"] = kyvernoURL, ca
-					unstructured.SetNestedMap(e.(map[string]any), svc, "apiCall", "service")
+			policies := 0
+			for _, w := range want {
+				kind, _, _ := unstructured.NestedString(w, "kind")
+				name, _, _ := unstructured.NestedString(w, "metadata", "name")
+				got := one(t, objs, kind, name).DeepCopy().Object
+				labels, _, _ := unstructured.NestedStringMap(got, "metadata", "labels")
+				if labels["app.kubernetes.io/instance"] != "ratify-aws-signer" {
+					t.Errorf("%s %s labels %v", kind, name, labels)
 				}
-				anyOf := rule["exclude"].(map[string]any)["any"].([]any)
-				res := anyOf[0].(map[string]any)["resources"].(map[string]any)
-				ns := res["namespaces"].([]any)
-				for i, n := range ns {
-					if n == "awssigner" {
-						ns[i] = releaseNamespace
-					}
+				unstructured.RemoveNestedField(got, "metadata", "labels")
+				exp := runtime.DeepCopyJSON(w)
+				if kind == "ClusterPolicy" {
+					policies++
+					fillPolicy(t, exp, ca)
+				}
+				if !reflect.DeepEqual(got, exp) {
+					t.Errorf("the chart's %s %s\n%s\nwant policies/kyverno's, filled in\n%s", kind, name, toYAML(got), toYAML(exp))
 				}
 			}
-			unstructured.SetNestedSlice(exp, rules, "spec", "rules")
-			if calls != 2 {
-				t.Errorf("the policy makes %d service calls, want 2 (one per rule)", calls)
+			if policies != 1 {
+				t.Errorf("%d ClusterPolicies in policies/kyverno, want 1", policies)
 			}
-			if !reflect.DeepEqual(got, exp) {
-				t.Errorf("the chart's ClusterPolicy\n%s\nwant policies/kyverno's, filled in\n%s", toYAML(got), toYAML(exp))
+			if n := len(ofKind(objs, "ClusterPolicy")); n != policies {
+				t.Errorf("the chart renders %d ClusterPolicies", n)
 			}
 		})
+	}
+}
+
+// fillPolicy is what the chart fills into policies/kyverno's ClusterPolicy:
+// the service URL and CA of every call, the release namespace for the
+// "awssigner" placeholder.
+func fillPolicy(t *testing.T, p map[string]any, ca string) {
+	t.Helper()
+	rules, _, _ := unstructured.NestedSlice(p, "spec", "rules")
+	calls := 0
+	for _, r := range rules {
+		rule := r.(map[string]any)
+		for _, e := range rule["context"].([]any) {
+			svc, found, _ := unstructured.NestedMap(e.(map[string]any), "apiCall", "service")
+			if !found {
+				continue
+			}
+			calls++
+			if svc["url"] != "https://awssigner.awssigner.svc:6002/checkimages" {
+				t.Errorf("the policy's service URL placeholder changed: %v (the chart replaces any URL; see policies/kyverno/README.md)", svc["url"])
+			}
+			svc["url"], svc["caBundle"] = kyvernoURL, ca
+			unstructured.SetNestedMap(e.(map[string]any), svc, "apiCall", "service")
+		}
+		anyOf := rule["exclude"].(map[string]any)["any"].([]any)
+		ns := anyOf[0].(map[string]any)["resources"].(map[string]any)["namespaces"].([]any)
+		for i, n := range ns {
+			if n == "awssigner" {
+				ns[i] = releaseNamespace
+			}
+		}
+	}
+	unstructured.SetNestedSlice(p, rules, "spec", "rules")
+	if calls != 2 {
+		t.Errorf("the policy makes %d service calls, want 2 (one per rule)", calls)
 	}
 }

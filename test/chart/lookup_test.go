@@ -47,7 +47,7 @@ func (c cluster) GetClientFor(apiVersion, kind string) (dynamic.NamespaceableRes
 // renderAgainst renders the chart as `helm install` (or `helm upgrade`)
 // does in a cluster whose objects lookup finds, and returns the objects of
 // every template (hooks included).
-func renderAgainst(t *testing.T, c cluster, vals map[string]any, upgrade bool) ([]rendered, error) {
+func renderAgainst(t *testing.T, c cluster, vals map[string]any, upgrade bool, apis ...string) ([]rendered, error) {
 	t.Helper()
 	ch := loadChart(t)
 	merged, err := chartutil.CoalesceValues(ch, vals)
@@ -58,6 +58,7 @@ func renderAgainst(t *testing.T, c cluster, vals map[string]any, upgrade bool) (
 		t.Fatal(err)
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
+	caps.APIVersions = append(caps.APIVersions, apis...)
 	rv, err := chartutil.ToRenderValues(ch, merged, chartutil.ReleaseOptions{Name: "ratify-aws-signer", Namespace: releaseNamespace, IsInstall: !upgrade, IsUpgrade: upgrade, Revision: 1}, caps)
 	if err != nil {
 		t.Fatal(err)

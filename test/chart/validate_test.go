@@ -80,7 +80,7 @@ func knownCRDs(t *testing.T) map[schema.GroupVersionKind]*crdVersion {
 			{gatekeeperModule, "charts/gatekeeper/crds/*.yaml"},
 			{certManagerModule, "deploy/crds/cert-manager.io_*.yaml"},
 			{prometheusOperatorModule, "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
-			{kyvernoModule(), "config/crds/kyverno/kyverno.io_clusterpolicies.yaml"},
+			{kyvernoModule(), "config/crds/kyverno/kyverno.io_*.yaml"},
 		} {
 			var dir string
 			var err error

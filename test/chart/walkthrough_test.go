@@ -23,31 +23,46 @@ import (
 )
 
 // The walk-through's variables, as command 1 sets them.
-var walkEnv = map[string]string{"AWS_REGION": "us-west-2", "CLUSTER": "my-cluster", "ACCOUNT": "111122223333"}
+var walkEnv = map[string]string{"AWS_REGION": "us-west-2", "CLUSTER": "my-cluster", "ACCOUNT": "111122223333",
+	"PROFILE_ARN": "arn:aws:signer:us-west-2:111122223333:/signing-profiles/Prod"}
 
 // walkCommands returns the commands of docs/kubernetes.md's walk-through
 // (every line of its sh blocks), with the variables expanded, and the
 // count the page states.
 func walkCommands(t *testing.T) ([]string, int) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", "kubernetes.md"))
+	return walkCommandsOf(t, "kubernetes.md")
+}
+
+// walkCommandsOf is walkCommands for the page docs/<page>.
+func walkCommandsOf(t *testing.T, page string) ([]string, int) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docs", page))
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := string(raw)
-	m := regexp.MustCompile(`\*\*(\d+) commands\*\*`).FindStringSubmatch(page)
+	text := string(raw)
+	m := regexp.MustCompile(`\*\*(\d+) commands\*\*`).FindStringSubmatch(text)
 	if m == nil {
-		t.Fatal("docs/kubernetes.md does not state its number of commands (**N commands**)")
+		t.Fatalf("docs/%s does not state its number of commands (**N commands**)", page)
 	}
 	var stated int
 	fmt.Sscan(m[1], &stated)
-	_, section, ok := strings.Cut(page, "\n## The walk-through\n")
+	_, section, ok := strings.Cut(text, "\n## The walk-through\n")
 	if !ok {
-		t.Fatal("docs/kubernetes.md has no \"## The walk-through\" section")
+		t.Fatalf("docs/%s has no \"## The walk-through\" section", page)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
+	cmds := shCommands(t, section)
+	return cmds, stated
+}
+
+// shCommands returns every line of the sh blocks of text, with the
+// walk-through's variables expanded.
+func shCommands(t *testing.T, text string) []string {
+	t.Helper()
 	var cmds []string
-	for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(section, -1) {
+	for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(text, -1) {
 		for _, line := range strings.Split(block[1], "\n") {
 			line = strings.TrimSpace(line)
 			if line == "" || strings.HasPrefix(line, "#") {
@@ -64,7 +79,7 @@ func walkCommands(t *testing.T) ([]string, int) {
 			}))
 		}
 	}
-	return cmds, stated
+	return cmds
 }
 
 // flagValues returns the values of a command's --flag arguments (--set k=v

@@ -267,26 +267,31 @@ leading or trailing *).
 {{- end -}}
 
 {{/*
-Kyverno's ClusterPolicy awssigner-verified-images: the chart's copy of
-policies/kyverno/awssigner-verified-images.yaml (files/kyverno, made by
-`make chart-policies`), read as data and filled in: every apiCall service
-(both rules) gets this release's /checkimages URL and the CA of the serving
-certificate, and the excluded namespaces name Kyverno's namespace and the
-release's (the policy's placeholders "kyverno" and "awssigner"). The
-argument is (dict "root" $ "caBundle" <PEM>).
+Kyverno's policy objects: the chart's copies of policies/kyverno/*.yaml
+(files/kyverno, made by `make chart-policies`), read as data. Each
+ClusterPolicy is filled in: every apiCall service gets this release's
+/checkimages URL and the CA of the serving certificate, and the excluded
+namespaces name Kyverno's namespace and the release's (the policy's
+placeholders "kyverno" and "awssigner"). Other objects (a
+GlobalContextEntry, say) are rendered as they are. All get the chart's
+labels and common annotations. The argument is
+(dict "root" $ "caBundle" <PEM>).
 */}}
 {{- define "ratify-aws-signer.kyvernoPolicy" -}}
 {{- $root := .root -}}
 {{- $k := $root.Values.provider.kyverno -}}
 {{- if $k.policy.enabled }}
-{{- $file := "files/kyverno/awssigner-verified-images.yaml" -}}
-{{- $p := $root.Files.Get $file | fromYaml -}}
-{{- if or (not $p) (hasKey $p "Error") -}}
-{{- fail (printf "the chart's copy of the Kyverno policy (%s) is missing or not YAML: run `make chart-policies`" $file) -}}
-{{- end -}}
 {{- $url := include "ratify-aws-signer.kyvernoURL" $root -}}
+{{- $policies := 0 -}}
+{{- range $file, $_ := $root.Files.Glob "files/kyverno/*.yaml" }}
+{{- $o := $root.Files.Get $file | fromYaml -}}
+{{- if or (not $o) (hasKey $o "Error") (not $o.kind) -}}
+{{- fail (printf "the chart's copy of a Kyverno policy (%s) is not a Kubernetes object: run `make chart-policies`" $file) -}}
+{{- end -}}
+{{- if eq $o.kind "ClusterPolicy" -}}
+{{- $policies = add1 $policies -}}
 {{- $calls := 0 -}}
-{{- range $p.spec.rules -}}
+{{- range $o.spec.rules -}}
 {{- range (.context | default list) -}}
 {{- $svc := dig "apiCall" "service" dict . -}}
 {{- if hasKey $svc "url" -}}
@@ -309,11 +314,18 @@ argument is (dict "root" $ "caBundle" <PEM>).
 {{- if eq $calls 0 -}}
 {{- fail (printf "%s calls no service: the chart cannot point it at awssigner serve" $file) -}}
 {{- end -}}
-{{- $_ := set $p.metadata "labels" (merge (include "ratify-aws-signer.providerLabels" $root | fromYaml) ($p.metadata.labels | default dict)) -}}
+{{- end -}}
+{{- $meta := $o.metadata | default dict -}}
+{{- $_ := set $meta "labels" (merge (include "ratify-aws-signer.providerLabels" $root | fromYaml) ($meta.labels | default dict)) -}}
 {{- with $root.Values.commonAnnotations -}}
-{{- $_ := set $p.metadata "annotations" (merge (deepCopy ($p.metadata.annotations | default dict)) (deepCopy .)) -}}
-{{- end }}
+{{- $_ := set $meta "annotations" (merge (deepCopy ($meta.annotations | default dict)) (deepCopy .)) -}}
+{{- end -}}
+{{- $_ := set $o "metadata" $meta }}
 ---
-{{ toYaml $p }}
+{{ toYaml $o }}
+{{- end }}
+{{- if eq $policies 0 -}}
+{{- fail "the chart has no copy of the Kyverno ClusterPolicy (files/kyverno/*.yaml): run `make chart-policies`" -}}
+{{- end -}}
 {{- end }}
 {{- end -}}
