@@ -16,9 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,6 +70,11 @@ const (
 // handler stop them all.
 var procs Procs
 
+// binDir holds the awssigner binary for the whole run: harness.PluginBinary
+// builds it once per process, into the directory of its first call, so
+// every test asks with binDir.
+var binDir string
+
 // loadTable collects the load and fault runs, printed at the end.
 var loadTable LoadTable
 
@@ -91,8 +93,15 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(1)
 	}()
+	dir, err := os.MkdirTemp("", "awssigner-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
 	code := m.Run()
 	procs.StopAll()
+	os.RemoveAll(binDir)
 	loadTable.Print(os.Stdout)
 	os.Exit(code)
 }
@@ -133,21 +142,8 @@ func TestAdmission(t *testing.T) {
 	if err := MetricsPortFree(); err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "awssigner-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := runDir(t, "awssigner-e2e-", procs.StopAll)
 	testDir = dir
-	logDir := filepath.Join(dir, "logs")
-	os.MkdirAll(logDir, 0o755)
-	t.Cleanup(func() {
-		procs.StopAll()
-		if t.Failed() || os.Getenv("E2E_KEEP") == "1" {
-			fmt.Fprintf(os.Stderr, "e2e: logs of every process in %s (kubeconfig: %s)\n", logDir, filepath.Join(dir, "kubeconfig"))
-			return
-		}
-		os.RemoveAll(dir)
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	step := func(name string) { t.Logf("[%6.1fs] %s", time.Since(start).Seconds(), name) }
@@ -244,13 +240,12 @@ func TestAdmission(t *testing.T) {
 		}
 	}
 
-	pluginDir := filepath.Join(dir, "plugins")
-	os.MkdirAll(pluginDir, 0o755)
 	step("build the awssigner plugin")
-	awssigner, err := harness.PluginBinary(pluginDir)
+	awssigner, err := harness.PluginBinary(binDir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pluginDir := filepath.Dir(awssigner) // Ratify's Verifier address
 
 	cluster, err := StartCluster(ctx, &procs, ClusterOptions{Root: root, Dir: dir, Bins: b, WarningHandler: warns, Step: step,
 		Namespaces: []string{nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig, nsShared, scopeShared,
@@ -694,6 +689,29 @@ spec:
 	step("done")
 }
 
+// runDir makes the run's directory (process logs in logs/). At the end
+// stop runs, then the directory is removed, or kept and named when the
+// test failed or E2E_KEEP=1.
+func runDir(t *testing.T, prefix string, stop func()) string {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() || os.Getenv("E2E_KEEP") == "1" {
+			fmt.Fprintf(os.Stderr, "e2e: logs of every process in %s (kubeconfig: %s)\n", logDir, filepath.Join(dir, "kubeconfig"))
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
 func result(err error) string {
 	if err == nil {
 		return "admitted"
@@ -708,17 +726,7 @@ func result(err error) string {
 // certificate. (RATIFY_CERT_ROTATION only lets the chart render without TLS
 // files; it changes neither object.)
 func ratifyChartNotation(chartDir, certPEM string) ([]*unstructured.Unstructured, error) {
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, err
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.ReleaseName = "ratify"
-	inst.Namespace = gkNamespace
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
-	rel, err := inst.RunWithContext(context.Background(), ch, map[string]any{
+	rel, err := DryRunInstall(chartDir, gkNamespace, "ratify", map[string]any{
 		"featureFlags":  map[string]any{"RATIFY_CERT_ROTATION": true},
 		"notationCerts": []any{certPEM},
 	})

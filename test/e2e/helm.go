@@ -334,22 +334,7 @@ func AuthProxy(registryHost string) (*http.Server, string, error) {
 // name in ns) against a cluster serving apis, and returns its objects in
 // Helm's install order.
 func RenderChart(chartDir, ns, name string, vals map[string]any, apis ...string) ([]*unstructured.Unstructured, error) {
-	ch, err := loader.Load(chartDir)
-	if err != nil {
-		return nil, err
-	}
-	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
-	inst.DryRun = true
-	inst.ClientOnly = true
-	inst.ReleaseName = name
-	inst.Namespace = ns
-	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
-	inst.APIVersions = apis
-	// Values go through JSON so they have the types Helm's YAML loader gives.
-	b, _ := json.Marshal(vals)
-	var v map[string]any
-	json.Unmarshal(b, &v)
-	rel, err := inst.RunWithContext(context.Background(), ch, v)
+	rel, err := DryRunInstall(chartDir, ns, name, vals, apis...)
 	if err != nil {
 		return nil, err
 	}
@@ -368,6 +353,32 @@ func RenderChart(chartDir, ns, name string, vals map[string]any, apis ...string)
 		out = append(out, objs...)
 	}
 	return out, nil
+}
+
+// DryRunInstall is Helm's client-only `helm install --dry-run` of chartDir
+// as release name in ns, on Kubernetes v1.36.2 serving apis. Values go
+// through JSON so they have the types Helm's YAML loader gives.
+func DryRunInstall(chartDir, ns, name string, vals map[string]any, apis ...string) (*release.Release, error) {
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		return nil, err
+	}
+	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
+	inst.DryRun = true
+	inst.ClientOnly = true
+	inst.ReleaseName = name
+	inst.Namespace = ns
+	inst.KubeVersion = &chartutil.KubeVersion{Version: "v1.36.2", Major: "1", Minor: "36"}
+	inst.APIVersions = apis
+	b, err := json.Marshal(vals)
+	if err != nil {
+		return nil, err
+	}
+	var v map[string]any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, err
+	}
+	return inst.RunWithContext(context.Background(), ch, v)
 }
 
 // Merge returns a copy of base with over's keys set, maps merged
