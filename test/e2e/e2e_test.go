@@ -51,6 +51,7 @@ const (
 	// Ratify): its cluster-wide Constraint and a restriction to Team.
 	nsProvider     = "e2e-provider"
 	nsProviderTeam = "e2e-provider-team"
+	nsProviderWarn = "e2e-provider-warn" // only a warn-only restriction
 	// No Constraint: the load's anchor.
 	nsAnchor   = "e2e-no-policy"
 	denyPrefix = `admission webhook "validation.gatekeeper.sh" denied the request`
@@ -249,13 +250,12 @@ func TestAdmission(t *testing.T) {
 
 	cluster, err := StartCluster(ctx, &procs, ClusterOptions{Root: root, Dir: dir, Bins: b, WarningHandler: warns, Step: step,
 		Namespaces: []string{nsAll, nsTeam, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, scopeEmpty, scopeAWS, scopeConfig, nsShared, scopeShared,
-			nsPermissive, scopePermissive, nsProvider, nsProviderTeam, nsAnchor}})
+			nsPermissive, scopePermissive, nsProvider, nsProviderTeam, nsProviderWarn, nsAnchor}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	kube, cp, gk, ca := cluster.Kube, cluster.CP, cluster.Gatekeeper, cluster.CA
-	gkCerts, ratifyDir := cluster.GatekeeperCerts, cluster.RatifyDir
+	kube, cp, gk, ratifyDir := cluster.Kube, cluster.CP, cluster.Gatekeeper, cluster.RatifyDir
 
 	rat, err := cluster.StartRatify(ctx, stack)
 	if err != nil {
@@ -284,7 +284,7 @@ func TestAdmission(t *testing.T) {
 	vals := Merge(RatifyChartValues(stack, dir, pluginDir, stack.ProfileARN, otherARN), map[string]any{
 		"policies": map[string]any{"constraints": map[string]any{
 			// The provider path's namespaces have their own Constraints.
-			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared, nsPermissive, nsProvider, nsProviderTeam, nsAnchor},
+			"excludedNamespaces": []any{"kube-system", gkNamespace, nsWarn, nsUnscoped, nsNoVerif, nsAWSDown, nsBadConfig, nsShared, nsPermissive, nsProvider, nsProviderTeam, nsProviderWarn, nsAnchor},
 			"namespaceRestrictions": []any{
 				map[string]any{"namespaces": []any{nsTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
 				map[string]any{"namespaces": []any{nsWarn}, "allowedSigningProfiles": []any{stack.ProfileARN}, "enforcementAction": "warn"},
@@ -419,10 +419,12 @@ spec:
 	// Trust policies: strict, and permissive for perm/app (the load's
 	// throttling case, verdicts per level).
 	pe := &providerEnv{ctx: ctx, stack: stack, cluster: cluster, im: im, teamARN: stack.ProfileARN, otherARN: otherARN, strangerARN: strangerARN, later: laterARN,
-		doc: func(ids ...string) map[string]any { return TrustPolicyDoc(ids, stack.Registry.Host+"/perm/app") }}
+		doc:        func(ids ...string) map[string]any { return TrustPolicyDoc(ids, stack.Registry.Host+"/perm/app") },
+		behindAuth: behindAuth, warns: warns}
 	pe.vals = Merge(ProviderValues(stack, pe.doc(stack.ProfileARN, otherARN)), map[string]any{
 		"policies": map[string]any{"constraints": map[string]any{"namespaceRestrictions": []any{
 			map[string]any{"namespaces": []any{nsProviderTeam}, "allowedSigningProfiles": []any{stack.ProfileARN}},
+			map[string]any{"namespaces": []any{nsProviderWarn}, "allowedSigningProfiles": []any{stack.ProfileARN}, "enforcementAction": "warn"},
 		}}},
 	})
 	if pe.path, err = cluster.StartProviderPath(ctx, ProviderPathOptions{Binary: awssigner, Values: pe.vals, Namespaces: []string{nsProvider, nsProviderTeam}}); err != nil {
@@ -602,30 +604,7 @@ spec:
 		denied(t, nsTeam, other, notAllowed(other))
 	})
 	t.Run("ratify serve requires Gatekeeper's client certificate (mTLS)", func(t *testing.T) {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(ca.PEM)
-		pair, err := tls.LoadX509KeyPair(filepath.Join(gkCerts, "tls.crt"), filepath.Join(gkCerts, "tls.key"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := `{"apiVersion":"externaldata.gatekeeper.sh/v1beta1","kind":"ProviderRequest","request":{"keys":["` + signed + `"]}}`
-		post := func(certs []tls.Certificate) (int, error) {
-			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs, MinVersion: tls.VersionTLS12}}}
-			resp, err := c.Post(ratifyURL, "application/json", strings.NewReader(body))
-			if err != nil {
-				return 0, err
-			}
-			resp.Body.Close()
-			return resp.StatusCode, nil
-		}
-		if code, err := post([]tls.Certificate{pair}); err != nil || code != http.StatusOK {
-			t.Errorf("with Gatekeeper's certificate: HTTP %d, %v; want 200", code, err)
-		}
-		code, err := post(nil)
-		t.Logf("  without a client certificate: HTTP %d, %v", code, err)
-		if err == nil {
-			t.Errorf("without a client certificate: HTTP %d, want the TLS handshake refused", code)
-		}
+		requiresClientCert(t, cluster, ratifyURL, signed)
 	})
 
 	providerCases(t, pe)
@@ -687,6 +666,37 @@ spec:
 		}
 	})
 	step("done")
+}
+
+// requiresClientCert checks that the provider at url answers a
+// ProviderRequest for image with Gatekeeper's client certificate and
+// refuses the TLS handshake without one.
+func requiresClientCert(t *testing.T, c *Cluster, url, image string) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(c.CA.PEM)
+	pair, err := tls.LoadX509KeyPair(filepath.Join(c.GatekeeperCerts, "tls.crt"), filepath.Join(c.GatekeeperCerts, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"apiVersion":"externaldata.gatekeeper.sh/v1beta1","kind":"ProviderRequest","request":{"keys":["` + image + `"]}}`
+	post := func(certs []tls.Certificate) (int, error) {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs, MinVersion: tls.VersionTLS12}}}
+		resp, err := c.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := post([]tls.Certificate{pair}); err != nil || code != http.StatusOK {
+		t.Errorf("with Gatekeeper's certificate: HTTP %d, %v; want 200", code, err)
+	}
+	code, err := post(nil)
+	t.Logf("  without a client certificate: HTTP %d, %v", code, err)
+	if err == nil {
+		t.Errorf("without a client certificate: HTTP %d, want the TLS handshake refused", code)
+	}
 }
 
 // runDir makes the run's directory (process logs in logs/). At the end

@@ -73,14 +73,16 @@ type LoadResult struct {
 }
 
 // Timeout reports whether a create's error is a webhook or provider call
-// that ran out of time, rather than a decision: the API server's
-// "failed calling webhook" or Gatekeeper's failed provider request.
+// that failed or ran out of time, rather than a decision: the API server's
+// "failed calling webhook" (its webhook deadline), or Gatekeeper's provider
+// request past the Provider's timeout.
 func Timeout(err error) bool {
 	if err == nil {
 		return false
 	}
 	s := err.Error()
-	return strings.Contains(s, "failed calling webhook") || strings.Contains(s, "Client.Timeout exceeded") || strings.Contains(s, "failed to send external data request")
+	return strings.Contains(s, "failed calling webhook") ||
+		(strings.Contains(s, "failed to send external data request") && (strings.Contains(s, "Client.Timeout exceeded") || strings.Contains(s, "deadline exceeded")))
 }
 
 // LoadClient is a client for load runs: its own rate limit high enough

@@ -157,23 +157,32 @@ func (s *Serve) Metric(name string, labels ...string) (float64, error) {
 	return sum, sc.Err()
 }
 
-// WaitReload waits until serve has loaded a configuration generation
-// after gen (awssigner_config_generation), failing when it reports the
-// file refused (awssigner_last_reload_success{what="config"} 0).
-func (s *Serve) WaitReload(gen float64, timeout time.Duration) error {
+// Reloads returns how many configuration reloads serve made and refused
+// (awssigner_reloads_total{what="config"}).
+func (s *Serve) Reloads() (ok, refused float64, err error) {
+	if ok, err = s.Metric("awssigner_reloads_total", `what="config"`, `result="success"`); err != nil {
+		return 0, 0, err
+	}
+	refused, err = s.Metric("awssigner_reloads_total", `what="config"`, `result="failure"`)
+	return ok, refused, err
+}
+
+// WaitReload waits until serve has reloaded its configuration file more
+// than ok times (want true) or refused it more than refused times (want
+// false), failing at once on the other outcome.
+func (s *Serve) WaitReload(ok, refused float64, want bool, timeout time.Duration) error {
 	return Poll(timeout, "awssigner serve reloads its configuration", func() (bool, error) {
-		g, err := s.Metric("awssigner_config_generation")
+		o, r, err := s.Reloads()
 		if err != nil {
 			return false, err
 		}
-		if g > gen {
-			return true, nil
-		}
-		ok, err := s.Metric("awssigner_last_reload_success", `what="config"`)
-		if err == nil && ok == 0 {
+		switch {
+		case o > ok && !want:
+			return false, Fatal{fmt.Errorf("serve accepted the configuration, want it refused; see %s", s.Proc.Log)}
+		case r > refused && want:
 			return false, Fatal{fmt.Errorf("serve refused the new configuration; see %s", s.Proc.Log)}
 		}
-		return false, nil
+		return (want && o > ok) || (!want && r > refused), nil
 	})
 }
 
@@ -280,7 +289,7 @@ func (c *Cluster) StartProviderPath(ctx context.Context, o ProviderPathOptions) 
 // new configuration file (what a ConfigMap update does to the mounted
 // file), then waits until serve has reloaded it: no restart.
 func (p *ProviderPath) Reconfigure(ctx context.Context, vals map[string]any) error {
-	gen, err := p.Serve.Metric("awssigner_config_generation")
+	ok, refused, err := p.Serve.Reloads()
 	if err != nil {
 		return err
 	}
@@ -291,7 +300,7 @@ func (p *ProviderPath) Reconfigure(ctx context.Context, vals map[string]any) err
 	if err := p.Serve.WriteConfig(cfg); err != nil {
 		return err
 	}
-	return p.Serve.WaitReload(gen, 15*time.Second)
+	return p.Serve.WaitReload(ok, refused, true, 15*time.Second)
 }
 
 // render renders the chart in provider mode for vals (a release

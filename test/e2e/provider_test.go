@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/signeremu"
 )
@@ -120,6 +125,10 @@ type providerEnv struct {
 	vals                                  map[string]any
 	doc                                   func(ids ...string) map[string]any
 	teamARN, otherARN, strangerARN, later string
+	// behindAuth is the signed image through a front that wants
+	// credentials serve does not have; warns the API server's warnings.
+	behindAuth string
+	warns      *warnings
 }
 
 // providerCases are TestAdmission's assertions against Gatekeeper →
@@ -178,6 +187,73 @@ func providerCases(t *testing.T, e *providerEnv) {
 		}
 		if got, want := d.Spec.Template.Spec.Containers[0].Image, e.im.pinned("signed"); got != want {
 			t.Errorf("Deployment's pod template stored as %s, want %s", got, want)
+		}
+	})
+	t.Run("provider: registry refuses serve's credentials: the registry cause", func(t *testing.T) {
+		// The registry answers 401 and serve has no credential for it.
+		// (The message's cause is not yet the registry_auth_failed one: the
+		// registry client's "basic credential not found" is redacted to
+		// "basic [redacted] not found" and the hint says to check the
+		// reference; reported, not asserted.)
+		msg := cr.denied(t, nsProvider, e.behindAuth, notAllowed(e.behindAuth), "could not check "+e.behindAuth, "/v2/team/app/manifests/signed")
+		t.Logf("  message: %s", msg)
+	})
+	t.Run("provider: warn-only restriction admits with a warning", func(t *testing.T) {
+		e.warns.take()
+		cr.admitted(t, nsProviderWarn, e.im.ref["unsigned"])
+		ws := e.warns.take()
+		t.Logf("  warnings: %q", ws)
+		if !slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(w, notAllowed(e.im.ref["unsigned"])) }) {
+			t.Errorf("no warning naming %s: %q", e.im.ref["unsigned"], ws)
+		}
+	})
+	t.Run("provider: awssigner serve requires Gatekeeper's client certificate (mTLS)", func(t *testing.T) {
+		requiresClientCert(t, e.cluster, e.path.Serve.URL+provider.VerifyPath, e.im.ref["signed"])
+	})
+	t.Run("provider: an invalid configuration file is refused, the last good one keeps serving", func(t *testing.T) {
+		_, good, err := e.path.render(e.ctx, e.vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Merge(good, map[string]any{"revocation": map[string]any{"ttl": "5m"}})
+		ok, refused, err := e.path.Serve.Reloads()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.path.Serve.WriteConfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.path.Serve.WaitReload(ok, refused, false, 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + e.path.Serve.Health + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Logf("  /readyz: HTTP %d %s", resp.StatusCode, bytes.TrimSpace(body))
+		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("revocation.ttl")) {
+			t.Errorf("/readyz: HTTP %d %s, want 200 naming the refused key revocation.ttl", resp.StatusCode, body)
+		}
+		if p := cr.admitted(t, nsProvider, e.im.ref["signed"]); p != nil && p.Spec.Containers[0].Image != e.im.pinned("signed") {
+			t.Errorf("stored as %s, want %s", p.Spec.Containers[0].Image, e.im.pinned("signed"))
+		}
+		cr.denied(t, nsProvider, e.im.ref["stranger"], notAllowed(e.im.ref["stranger"]))
+		// The file back to the configuration in use: no new generation,
+		// the refusal cleared.
+		gen, _ := e.path.Serve.Metric("awssigner_config_generation")
+		if err := e.path.Serve.WriteConfig(good); err != nil {
+			t.Fatal(err)
+		}
+		if err := Poll(15*time.Second, "serve clears the refusal", func() (bool, error) {
+			v, err := e.path.Serve.Metric("awssigner_last_reload_success", `what="config"`)
+			return err == nil && v == 1, err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if g, _ := e.path.Serve.Metric("awssigner_config_generation"); g != gen {
+			t.Errorf("configuration generation %v after the file went back to the one in use, want %v", g, gen)
 		}
 	})
 	t.Run("provider: revoked through the emulator is denied on the next create", func(t *testing.T) {
