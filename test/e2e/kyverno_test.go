@@ -86,22 +86,9 @@ func TestKyverno(t *testing.T) {
 			t.Skipf("missing %s: run `make e2e`", p)
 		}
 	}
-	dir, err := os.MkdirTemp("", "awssigner-e2e-kyverno-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logDir := filepath.Join(dir, "logs")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	var ps Procs
-	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("E2E_KEEP") == "1" {
-			fmt.Fprintf(os.Stderr, "e2e: logs of every process in %s (kubeconfig: %s)\n", logDir, filepath.Join(dir, "kubeconfig"))
-			return
-		}
-		os.RemoveAll(dir)
-	})
+	dir := runDir(t, "awssigner-e2e-kyverno-", ps.StopAll)
+	logDir := filepath.Join(dir, "logs")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 
@@ -135,7 +122,7 @@ func TestKyverno(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		cold = append(cold, image(fmt.Sprintf("cold-%d", i), stack.ProfileARN))
 	}
-	plugin, err := harness.PluginBinary(filepath.Join(dir, "bin"))
+	plugin, err := harness.PluginBinary(binDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -89,9 +90,12 @@ func TestMain(m *testing.M) {
 }
 
 // reexec runs this test binary again with scopedTokenEnv set to a file in
-// a fresh directory, passing its output and exit status through.
+// a fresh directory, passing its output and exit status through. The child
+// runs in a process group of its own, which is killed when it ends: a
+// process it started and could not stop (a test that panicked before
+// teardown) does not outlive the run. SIGINT and SIGTERM are passed on.
 func reexec() int {
-	dir, err := os.MkdirTemp("", "awssigner-kyverno-token-")
+	dir, err := os.MkdirTemp("", "awssigner-kyverno-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FAIL:", err)
 		return 1
@@ -100,12 +104,27 @@ func reexec() int {
 	cmd := exec.Command(os.Args[0], os.Args[1:]...)
 	cmd.Env = append(os.Environ(), scopedTokenEnv+"="+filepath.Join(dir, "token"))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: re-run with", scopedTokenEnv+":", err)
+		return 1
+	}
+	pgid := cmd.Process.Pid
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		for s := range sig {
+			syscall.Kill(-pgid, s.(syscall.Signal))
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(sig)
+	syscall.Kill(-pgid, syscall.SIGKILL)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() >= 0 {
 			return ee.ExitCode()
 		}
-		fmt.Fprintln(os.Stderr, "FAIL: re-run with", scopedTokenEnv+":", err)
+		fmt.Fprintln(os.Stderr, "FAIL: the re-run test binary:", err)
 		return 1
 	}
 	return 0

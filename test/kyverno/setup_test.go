@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,7 +41,9 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	env.root = root
-	dir, err := os.MkdirTemp("", "awssigner-kyverno-")
+	// Inside the parent's directory (see reexec), removed even if a test
+	// panics.
+	dir, err := os.MkdirTemp(filepath.Dir(os.Getenv(scopedTokenEnv)), "run-")
 	if err != nil {
 		return 1, err
 	}
