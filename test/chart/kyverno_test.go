@@ -159,6 +159,27 @@ provider:
 		t.Error("a service account token mounted without Kyverno")
 	}
 
+	// Exemptions reach serve from both rules.
+	_, objs = mustInstall(t, providerValues(t, gk.CAPEM, "provider: {kyverno: {enabled: true, skipImageReferences: ['registry.example.com/platform/*', 'public.ecr.aws/eks/pause:?.?']}}"))
+	rules, _, _ := unstructured.NestedSlice(one(t, objs, "ClusterPolicy", "awssigner-verified-images").Object, "spec", "rules")
+	sent := 0
+	for _, r := range rules {
+		for _, e := range r.(map[string]any)["context"].([]any) {
+			data, _, _ := unstructured.NestedSlice(e.(map[string]any), "apiCall", "data")
+			for _, d := range data {
+				if d := d.(map[string]any); d["key"] == "skipImageReferences" {
+					sent++
+					if !reflect.DeepEqual(d["value"], []any{"registry.example.com/platform/*", "public.ecr.aws/eks/pause:?.?"}) {
+						t.Errorf("skipImageReferences sent as %v", d["value"])
+					}
+				}
+			}
+		}
+	}
+	if sent != 2 {
+		t.Errorf("skipImageReferences in %d service calls, want both rules'", sent)
+	}
+
 	// The listener without the policy (installed some other way).
 	_, objs = mustInstall(t, providerValues(t, gk.CAPEM, "provider: {kyverno: {enabled: true, policy: {enabled: false}}}"))
 	if len(ofKind(objs, "ClusterPolicy")) != 0 || len(ofKind(objs, "ClusterRoleBinding")) != 2 {

@@ -292,12 +292,22 @@ labels and common annotations. The argument is
 {{- $policies = add1 $policies -}}
 {{- $calls := 0 -}}
 {{- range $o.spec.rules -}}
-{{- range (.context | default list) -}}
-{{- $svc := dig "apiCall" "service" dict . -}}
+{{- range $entry := (.context | default list) -}}
+{{- $svc := dig "apiCall" "service" dict $entry -}}
 {{- if hasKey $svc "url" -}}
 {{- $_ := set $svc "url" $url -}}
 {{- $_ := set $svc "caBundle" $.caBundle -}}
 {{- $calls = add1 $calls -}}
+{{- with $k.skipImageReferences -}}
+{{- $skip := . -}}
+{{- $found := false -}}
+{{- range (dig "apiCall" "data" list $entry) -}}
+{{- if eq .key "skipImageReferences" }}{{ $_ := set . "value" $skip }}{{ $found = true }}{{ end -}}
+{{- end -}}
+{{- if not $found -}}
+{{- fail (printf "provider.kyverno.skipImageReferences is set but %s sends no skipImageReferences to serve" $file) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- range (dig "exclude" "any" list .) -}}
