@@ -242,14 +242,14 @@ func (t *LoadTable) Print(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nAdmission under load and faults (Pod creates through the API server, loopback, 2-core machine):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight|tabwriter.Debug)
-	fmt.Fprintln(tw, "path\tphase\tcreates\tconc.\tright\twrong\ttimeouts\tunpinned\tmedian\tp99\tmax\tSigner calls\tserve, per request\twall\t")
+	fmt.Fprintln(tw, "path\tphase\tcreates\tconc.\tright\twrong\ttimeouts\tunpinned\tmedian\tp99\tmax\tSigner calls\tserve, per request\twall\tcreates/s\t")
 	for _, r := range t.rows {
 		prov := "-"
 		if r.ProviderRequests > 0 {
 			prov = fmt.Sprintf("%s (%d)", msec(r.ProviderMean), r.ProviderRequests)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t\n", r.Path, r.Phase, r.Creates, r.Concurrency, r.Right, r.Wrong, r.Timeouts, r.Unpinned,
-			msec(r.Median), msec(r.P99), msec(r.Max), r.SignerCalls, prov, r.Wall.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%.0f\t\n", r.Path, r.Phase, r.Creates, r.Concurrency, r.Right, r.Wrong, r.Timeouts, r.Unpinned,
+			msec(r.Median), msec(r.P99), msec(r.Max), r.SignerCalls, prov, r.Wall.Round(100*time.Millisecond), float64(r.Creates)/r.Wall.Seconds())
 	}
 	tw.Flush()
 	for _, r := range t.rows {
