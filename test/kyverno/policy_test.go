@@ -420,6 +420,10 @@ func record(name string, v Verdict) {
 	line := fmt.Sprintf("| %s | admitted | %s |", name, strings.ReplaceAll(images, env.stack.Registry.Host, "$REGISTRY"))
 	if !v.Allowed {
 		msg := strings.ReplaceAll(strings.Join(strings.Fields(v.Message), " "), env.stack.Registry.Host, "$REGISTRY")
+		// Kyverno's wording up to serve's answer is the same every time.
+		if i := strings.Index(msg, "failed to fetch data for APICall: "); i >= 0 {
+			msg = "… " + msg[i+len("failed to fetch data for APICall: "):]
+		}
 		if len(msg) > 300 {
 			msg = msg[:300] + "…"
 		}
