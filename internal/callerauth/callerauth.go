@@ -27,20 +27,31 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/redact"
 )
 
 // ReviewPath is where the Kubernetes API creates TokenReviews.
 const ReviewPath = "/apis/authentication.k8s.io/v1/tokenreviews"
 
-// Bounds of what is read (not configuration).
+// Bounds of what is read and sent (not configuration).
 const (
 	// MaxTokenBytes bounds a bearer token (a service account JWT is about
 	// 1 KiB).
 	MaxTokenBytes = 16 << 10
-	// maxReviewBytes bounds a TokenReview answer.
-	maxReviewBytes = 1 << 20
+	// maxReviewBytes bounds a TokenReview answer's body (a service
+	// account's is about 1 KiB) and maxReviewHeaderBytes its headers.
+	maxReviewBytes       = 64 << 10
+	maxReviewHeaderBytes = 64 << 10
+	// MaxConcurrentReviews bounds the TokenReviews in flight at once, so
+	// callers with ever new tokens (only admitted ones are remembered)
+	// cannot make serve open unbounded requests to the API server; a
+	// caller waits for a slot within its budget.
+	MaxConcurrentReviews = 16
 )
 
 // Outcomes of one authentication, as counted in the metrics.
@@ -103,6 +114,7 @@ type Options struct {
 type Authenticator struct {
 	o      Options
 	flight singleflight.Group
+	slots  *semaphore.Weighted
 
 	mu     sync.Mutex
 	cache  map[[sha256.Size]byte]admitted
@@ -127,7 +139,7 @@ func New(o Options) (*Authenticator, error) {
 	if o.Timeout <= 0 || o.ReadFile == nil || len(o.Audiences) == 0 {
 		return nil, errors.New("callerauth: Options need a Timeout, ReadFile and at least one audience")
 	}
-	a := &Authenticator{o: o, cache: map[[sha256.Size]byte]admitted{}}
+	a := &Authenticator{o: o, cache: map[[sha256.Size]byte]admitted{}, slots: semaphore.NewWeighted(MaxConcurrentReviews)}
 	if _, err := a.httpClient(); err != nil {
 		return nil, err
 	}
@@ -168,6 +180,10 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request) *Erro
 		// whoever of them gives up first.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.o.Timeout)
 		defer cancel()
+		if err := a.slots.Acquire(cctx, 1); err != nil {
+			return "", refuse(http.StatusServiceUnavailable, OutcomeUnavailable, "could not check the caller: %d TokenReviews were already in flight and none ended within %s (the Kubernetes API server is slow, or serve is sent many unknown tokens); try again", MaxConcurrentReviews, a.o.Timeout)
+		}
+		defer a.slots.Release(1)
 		username, err := a.review(cctx, token)
 		if err == nil {
 			a.remember(key, token, username)
@@ -176,10 +192,14 @@ func (a *Authenticator) authenticate(ctx context.Context, r *http.Request) *Erro
 	})
 	select {
 	case res := <-ch:
-		if res.Err != nil {
-			return res.Err.(*Error)
+		if res.Err == nil {
+			return nil
 		}
-		return nil
+		var e *Error
+		if errors.As(res.Err, &e) {
+			return e
+		}
+		return refuse(http.StatusServiceUnavailable, OutcomeUnavailable, "could not check the caller: %v", res.Err)
 	case <-ctx.Done():
 		return refuse(http.StatusServiceUnavailable, OutcomeUnavailable, "could not check the caller within the request budget: the Kubernetes API server did not answer the TokenReview in time")
 	}
@@ -202,7 +222,30 @@ func bearer(values []string) (string, *Error) {
 	if len(token) > MaxTokenBytes {
 		return "", refuse(http.StatusUnauthorized, OutcomeInvalidToken, "the bearer token is %d bytes, over the %d-byte limit", len(token), MaxTokenBytes)
 	}
+	if !isToken68(token) {
+		return "", refuse(http.StatusUnauthorized, OutcomeInvalidToken, "the bearer token has characters outside RFC 6750's token syntax (letters, digits, - . _ ~ + / and trailing =), so it is no Kubernetes token; it was not sent for review")
+	}
 	return token, nil
+}
+
+// isToken68 tells whether s is RFC 6750's b64token (token68), the syntax
+// of every Kubernetes token (a JWT, a bootstrap token). Anything else is
+// refused without a review: it cannot be a Kubernetes token, and a
+// review would hand the API server a different string (invalid UTF-8 is
+// replaced when the review is encoded as JSON) from the one hashed for
+// the cache.
+func isToken68(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Authenticator) cached(key [sha256.Size]byte) bool {
@@ -340,32 +383,58 @@ func (a *Authenticator) review(ctx context.Context, token string) (string, error
 	if err := json.Unmarshal(raw, &rev); err != nil || rev.Kind != "TokenReview" {
 		return unavailable("the Kubernetes API server %s answered with something other than a TokenReview", a.o.APIServer)
 	}
-	if err := a.decide(rev.Status); err != nil {
+	if err := a.decide(rev.Status, func(remote string) string { return remoteText(remote, token, own) }); err != nil {
 		return "", err
 	}
 	return rev.Status.User.Username, nil
 }
 
+// remoteText is text the API server sent, fit for a message and a log
+// line: each token serve holds (of 8 bytes or more) replaced, as an API
+// server, or the webhook authenticator behind it, may echo the token it
+// was asked about; control characters made spaces (one line); at most
+// redact.MaxLen bytes. (redact.Text's patterns are not used: they take
+// the API server's own words "invalid bearer token" for a credential.)
+func remoteText(s string, tokens ...string) string {
+	for _, t := range tokens {
+		if len(t) >= 8 { // shorter ones are no secret, and would garble the text
+			s = strings.ReplaceAll(s, t, "[token]")
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	if len(s) > redact.MaxLen {
+		s = strings.ToValidUTF8(s[:redact.MaxLen], "") + "…"
+	}
+	return s
+}
+
 // decide: served iff authenticated, with a configured audience, as an
-// allowed user. The API server's error text names no token.
-func (a *Authenticator) decide(st tokenReviewStatus) error {
+// allowed user. Text of the API server's in a message goes through said.
+func (a *Authenticator) decide(st tokenReviewStatus, said func(string) string) error {
 	audiences := strings.Join(a.o.Audiences, ", ")
 	projected := "give Kyverno's apiCall token (Helm value apiCallToken.audience, mounted at KYVERNO_SCOPED_TOKEN_PATH) one of the audiences " + audiences + ", or add its audience to server.kyverno.audiences"
 	if !st.Authenticated {
-		if strings.Contains(st.Error, "audience") {
-			return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token is not valid for audience %s (the API server says: %s); %s", audiences, st.Error, projected)
+		why := said(st.Error)
+		if strings.Contains(why, "audience") {
+			return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token is not valid for audience %s (the API server says: %s); %s", audiences, why, projected)
 		}
-		why := st.Error
 		if why == "" {
 			why = "not authenticated"
 		}
 		return refuse(http.StatusUnauthorized, OutcomeInvalidToken, "the bearer token is not valid (the API server says: %s); Kyverno's projected token may be expired or its service account deleted", why)
 	}
 	if !slices.ContainsFunc(st.Audiences, func(aud string) bool { return slices.Contains(a.o.Audiences, aud) }) {
-		return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token was authenticated for audiences %q, none of them %s (server.kyverno.audiences); %s", st.Audiences, audiences, projected)
+		return refuse(http.StatusUnauthorized, OutcomeWrongAudience, "the bearer token was authenticated for audiences %s, none of them %s (server.kyverno.audiences); %s",
+			said(fmt.Sprintf("%q", st.Audiences)), audiences, projected)
 	}
 	if !slices.Contains(a.o.AllowedCallers, st.User.Username) {
-		return refuse(http.StatusForbidden, OutcomeForbidden, "caller %q is not allowed: awssigner serve answers only %s (server.kyverno.allowedCallers)", st.User.Username, strings.Join(a.o.AllowedCallers, ", "))
+		return refuse(http.StatusForbidden, OutcomeForbidden, "caller %s is not allowed: awssigner serve answers only %s (server.kyverno.allowedCallers)",
+			said(fmt.Sprintf("%q", st.User.Username)), strings.Join(a.o.AllowedCallers, ", "))
 	}
 	return nil
 }
@@ -391,7 +460,7 @@ func (a *Authenticator) httpClient() (*http.Client, error) {
 	}
 	a.client = &http.Client{
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: 4,
-			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: a.o.Timeout, ForceAttemptHTTP2: true},
+			IdleConnTimeout: 90 * time.Second, ResponseHeaderTimeout: a.o.Timeout, MaxResponseHeaderBytes: maxReviewHeaderBytes, ForceAttemptHTTP2: true},
 		// An API server never redirects a TokenReview; following one would
 		// send serve's token elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -42,7 +42,10 @@ func newAuth(t *testing.T, srv *httptest.Server, o Options) *Authenticator {
 	o.CAFile, o.TokenFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "token")
 	os.WriteFile(o.CAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
 	os.WriteFile(o.TokenFile, []byte("self\n"), 0o600)
-	o.APIServer, o.Timeout, o.ReadFile = srv.URL, time.Second, os.ReadFile
+	o.APIServer, o.ReadFile = srv.URL, os.ReadFile
+	if o.Timeout == 0 {
+		o.Timeout = time.Second
+	}
 	if o.Audiences == nil {
 		o.Audiences = []string{"awssigner"}
 	}
@@ -145,3 +148,143 @@ func TestFiles(t *testing.T) {
 }
 
 func errorsAs(err error, e **Error) bool { return errors.As(err, e) }
+
+// A slow API server and callers with ever new tokens (never remembered:
+// only admissions are) do not make serve open unbounded TokenReviews: at
+// most MaxConcurrentReviews are in flight; the others wait for a slot.
+func TestReviewsBounded(t *testing.T) {
+	var inFlight, most atomic.Int64
+	release := make(chan struct{})
+	srv, _ := apiServer(t, func(spec tokenReviewSpec) tokenReviewStatus {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		return allowed(spec)
+	})
+	a := newAuth(t, srv, Options{Timeout: 20 * time.Second})
+	const callers = 3 * MaxConcurrentReviews
+	errs := make(chan error, callers)
+	for i := 0; i < callers; i++ {
+		go func() { errs <- a.Authenticate(context.Background(), request(fmt.Sprintf("token%d", i))) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for inFlight.Load() < MaxConcurrentReviews && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for any review over the bound to arrive
+	if n := most.Load(); n != MaxConcurrentReviews {
+		t.Errorf("%d TokenReviews in flight at once, want %d (MaxConcurrentReviews)", n, MaxConcurrentReviews)
+	}
+	close(release)
+	for i := 0; i < callers; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a caller waiting for a slot: %v", err)
+		}
+	}
+	if most.Load() > MaxConcurrentReviews {
+		t.Errorf("%d TokenReviews in flight at once after the release, bound %d", most.Load(), MaxConcurrentReviews)
+	}
+}
+
+// What the API server says goes into the 401/403 message (and the log)
+// without the caller's token, on one line, bounded.
+func TestAPIServerTextNotEchoed(t *testing.T) {
+	token := jwt(time.Now().Add(time.Hour))
+	for _, tc := range []struct {
+		name   string
+		status func(tokenReviewSpec) tokenReviewStatus
+		code   int
+	}{
+		{"error echoing the token", func(spec tokenReviewSpec) tokenReviewStatus {
+			var st tokenReviewStatus
+			st.Error = "token " + spec.Token + " is unknown\nsecond line " + strings.Repeat("x", 4096)
+			return st
+		}, 401},
+		{"username echoing the token", func(spec tokenReviewSpec) tokenReviewStatus {
+			st := allowed(spec)
+			st.User.Username = "user-" + spec.Token + strings.Repeat("y", 4096)
+			return st
+		}, 403},
+		{"audiences echoing the token", func(spec tokenReviewSpec) tokenReviewStatus {
+			st := allowed(spec)
+			st.Audiences = []string{spec.Token, strings.Repeat("z", 4096)}
+			return st
+		}, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := apiServer(t, tc.status)
+			a := newAuth(t, srv, Options{})
+			err := a.Authenticate(context.Background(), request(token))
+			var e *Error
+			if !errorsAs(err, &e) || e.Status != tc.code {
+				t.Fatalf("%v", err)
+			}
+			if msg := e.Error(); strings.Contains(msg, token) || strings.Contains(msg, "\n") || len(msg) > 2048 {
+				t.Errorf("message (%d bytes) echoes the token, spans lines or is unbounded: %.300q", len(msg), msg)
+			}
+		})
+	}
+}
+
+// A bearer value outside RFC 6750's token syntax is refused without a
+// review.
+func TestNotAToken(t *testing.T) {
+	srv, calls := apiServer(t, allowed)
+	a := newAuth(t, srv, Options{})
+	for _, tok := range []string{"a b", "abc\xffdef", `abc"def`, "===", "abc=def", "x\u00e9y"} {
+		r := httptest.NewRequest(http.MethodPost, "/checkimages", nil)
+		r.Header["Authorization"] = []string{"Bearer " + tok}
+		var e *Error
+		if err := a.Authenticate(context.Background(), r); !errorsAs(err, &e) || e.Status != 401 || e.Outcome != OutcomeInvalidToken {
+			t.Errorf("%q: %v", tok, err)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Errorf("%d TokenReviews for values that are no token", calls.Load())
+	}
+	for _, tok := range []string{"abc.def-ghi_jkl~mno+pqr/stu==", "abcdef.0123456789abcdef"} {
+		if err := a.Authenticate(context.Background(), request(tok)); err != nil {
+			t.Errorf("%q: %v", tok, err)
+		}
+	}
+}
+
+// An API server's answer is read within bounds: headers and body over
+// 64 KiB refuse (503), they are not read whole.
+func TestAnswerBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		write func(w http.ResponseWriter, rev tokenReview)
+		want  string
+	}{
+		{"headers", func(w http.ResponseWriter, rev tokenReview) {
+			for i := 0; i < 100; i++ {
+				w.Header().Add(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("h", 1024))
+			}
+			w.WriteHeader(http.StatusCreated)
+			json.NewEncoder(w).Encode(rev)
+		}, "headers exceeded"},
+		{"body", func(w http.ResponseWriter, rev tokenReview) {
+			w.WriteHeader(http.StatusCreated)
+			b, _ := json.Marshal(rev)
+			w.Write(append(b[:len(b)-1], []byte(`,"pad":"`+strings.Repeat("b", 100<<10)+`"}`)...))
+		}, "over 65536 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var rev tokenReview
+				json.NewDecoder(r.Body).Decode(&rev)
+				rev.Status = allowed(rev.Spec)
+				tc.write(w, rev)
+			}))
+			t.Cleanup(srv.Close)
+			a := newAuth(t, srv, Options{})
+			var e *Error
+			if err := a.Authenticate(context.Background(), request("tok")); !errorsAs(err, &e) || e.Status != 503 || !strings.Contains(e.Msg, tc.want) {
+				t.Errorf("%v", err)
+			}
+		})
+	}
+}
