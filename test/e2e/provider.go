@@ -266,13 +266,24 @@ func (c *Cluster) StartProviderPath(ctx context.Context, o ProviderPathOptions) 
 	if err := s.Start(ctx); err != nil {
 		return nil, err
 	}
+	// Constraints once Gatekeeper has made their kind from the template.
+	var constraints, others []*unstructured.Unstructured
 	for _, obj := range objs {
 		if obj.GetKind() == "AWSSignerVerifiedImages" {
 			p.Constraints = append(p.Constraints, obj.GetName())
+			constraints = append(constraints, obj)
+		} else {
+			others = append(others, obj)
 		}
 	}
 	p.Objects = objs
-	if err := c.Kube.Apply(ctx, GatekeeperNamespace, objs...); err != nil {
+	if err := c.Kube.Apply(ctx, GatekeeperNamespace, others...); err != nil {
+		return nil, err
+	}
+	if err := c.Kube.WaitField(ctx, GVRTemplate, "", "awssignerverifiedimages", true, 60*time.Second, "status", "created"); err != nil {
+		return nil, fmt.Errorf("%w (see %s)", err, c.Gatekeeper.Log)
+	}
+	if err := c.Kube.Apply(ctx, GatekeeperNamespace, constraints...); err != nil {
 		return nil, err
 	}
 	for _, obj := range objs {
