@@ -21,8 +21,8 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"os"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -142,11 +142,14 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request) (int, int) {
 		return h.fail(w, r, err)
 	}
 	limits := b.Core.Limits
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limits.MaxBodyBytes)))
+	body, err := readBody(ctx, w, r, limits.MaxBodyBytes)
 	if err != nil {
 		var big *http.MaxBytesError
-		if errors.As(err, &big) {
+		switch {
+		case errors.As(err, &big):
 			return h.fail(w, r, refuse(http.StatusRequestEntityTooLarge, "request body is over %d bytes (server.maxBodyBytes)", limits.MaxBodyBytes))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return h.fail(w, r, refuse(http.StatusRequestTimeout, "the request body did not arrive within the request budget (server.kyverno.timeout %s)", b.Timeout))
 		}
 		return h.fail(w, r, refuse(http.StatusBadRequest, "could not read the request body: %v", err))
 	}
@@ -188,21 +191,70 @@ func (h *Handler) authenticate(ctx context.Context, b *Backend, r *http.Request)
 	return refuse(status, "%v", err)
 }
 
+// readBody reads r's body, at most max bytes, by ctx's deadline (the
+// request budget; the server's ReadTimeout is longer): a caller that
+// sends its body slowly is cut off when its budget ends.
+func readBody(ctx context.Context, w http.ResponseWriter, r *http.Request, max int) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	if deadline, ok := ctx.Deadline(); ok {
+		if err := rc.SetReadDeadline(deadline); err == nil {
+			defer rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+}
+
 // checked is one distinct image's answer.
 type checked struct {
 	digest string // the verified digest, "" unless verified
 	msg    string // why not, "" when verified
 }
 
+// Bounds of an answer's text: Kyverno puts a 406 body in its denial, and
+// a 200 message in the policy's; an image's line (every message of every
+// signature of it), the 406 body and each list of the 200 message are cut
+// at these lengths, saying how many images were left out.
+const (
+	maxLineBytes   = 4 << 10
+	maxAnswerBytes = 64 << 10
+	maxListBytes   = 16 << 10
+)
+
+// selection is what imageReferences and skipImageReferences make of an
+// image.
+type selection int
+
+const (
+	checkedImage selection = iota // selected: verified, pinned when by tag
+	notSelected                   // matches no imageReferences pattern
+	exempted                      // matches a skipImageReferences pattern
+)
+
 // check validates every selected image (each distinct one once, all at
 // once, within the budget) and writes the answer.
 func (h *Handler) check(ctx context.Context, w http.ResponseWriter, r *http.Request, b *Backend, req *Request, entries []entry) (int, int) {
 	var selected, skipped, exempt []entry
+	class := map[string]selection{} // by entry.ref: the same image in several places is matched once
+	steps := MaxMatchSteps
 	for _, e := range entries {
-		switch {
-		case len(req.ImageReferences) > 0 && !matches(req.ImageReferences, e.image):
+		c, ok := class[e.ref]
+		if !ok {
+			switch {
+			case len(req.ImageReferences) > 0 && !matches(req.ImageReferences, e, &steps):
+				c = notSelected
+			case matches(req.SkipImageReferences, e, &steps):
+				c = exempted
+			}
+			if steps < 0 {
+				return h.fail(w, r, refuse(http.StatusBadRequest, "imageReferences and skipImageReferences (%d distinct patterns) take over %d steps to match against the request's %d images; use fewer patterns, or fewer * in them",
+					len(req.ImageReferences)+len(req.SkipImageReferences), MaxMatchSteps, len(entries)))
+			}
+			class[e.ref] = c
+		}
+		switch c {
+		case notSelected:
 			skipped = append(skipped, e)
-		case matches(req.SkipImageReferences, e.image):
+		case exempted:
 			exempt = append(exempt, e)
 		default:
 			selected = append(selected, e)
@@ -211,16 +263,10 @@ func (h *Handler) check(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	refs := map[string]string{} // image as Kyverno wrote it → reference checked
 	var distinct []string
 	for _, e := range selected {
-		ref := e.image.Ref()
-		if _, ok := refs[ref]; ok {
-			continue
+		if _, ok := refs[e.ref]; !ok {
+			refs[e.ref] = e.norm
+			distinct = append(distinct, e.ref)
 		}
-		norm, err := provider.NormalizeImage(ref)
-		if err != nil {
-			return h.fail(w, r, refuse(http.StatusBadRequest, "%s is not an image reference (%q): %v", e.where(), ref, err))
-		}
-		refs[ref] = norm
-		distinct = append(distinct, ref)
 	}
 	answers := make([]checked, len(distinct))
 	done := make(chan struct{}, len(distinct))
@@ -238,18 +284,19 @@ func (h *Handler) check(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	for i, ref := range distinct {
 		byRef[ref] = answers[i]
 		if answers[i].msg != "" {
-			failed = append(failed, ref+": "+answers[i].msg)
+			failed = append(failed, cut(ref+": "+answers[i].msg, maxLineBytes))
 		}
 	}
 	if len(failed) > 0 {
-		return h.fail(w, r, &statusError{status: http.StatusNotAcceptable, msg: strings.Join(failed, "\n")})
+		return h.fail(w, r, &statusError{status: http.StatusNotAcceptable,
+			msg: bounded(failed, "\n", maxAnswerBytes, "… and %d more images not verified (the first %d are listed)")})
 	}
 	resp := Response{Verified: true, Results: []Result{}}
 	for _, e := range selected {
 		if e.image.Digest != "" {
 			continue
 		}
-		resp.Results = append(resp.Results, Result{Op: "replace", Path: e.image.JSONPointer, Value: e.image.Repository() + "@" + byRef[e.image.Ref()].digest})
+		resp.Results = append(resp.Results, Result{Op: "replace", Path: e.image.JSONPointer, Value: e.image.Repository() + "@" + byRef[e.ref].digest})
 	}
 	resp.Message = summary(distinct, skipped, exempt, req.TrustPolicy)
 	w.Header().Set("Content-Type", "application/json")
@@ -275,7 +322,7 @@ func (h *Handler) one(ctx context.Context, b *Backend, trustPolicy, ref string) 
 	outcome := provider.Outcome(v)
 	observe(outcome)
 	if digested, ok := v.Digested(); v.Succeeded && ok {
-		return checked{digest: digested[strings.LastIndex(digested, "@")+1:]}
+		return checked{digest: digestOf(digested)}
 	}
 	return checked{msg: refusal(v, ref, outcome)}
 }
@@ -293,7 +340,7 @@ func refusal(v *ratifygo.Value, ref, outcome string) string {
 	}
 	subject := ""
 	if d, ok := v.Digested(); ok {
-		subject = " [digest " + d[strings.LastIndex(d, "@")+1:] + "]"
+		subject = " [digest " + digestOf(d) + "]"
 	}
 	switch {
 	case len(msgs) > 0:
@@ -304,18 +351,19 @@ func refusal(v *ratifygo.Value, ref, outcome string) string {
 	return fmt.Sprintf("%s is not verified (%s)%s: no signature of it passed the awssigner verifier", ref, outcome, subject)
 }
 
-// matches tells whether a pattern matches img as Kyverno wrote it or in
-// its normalized form (docker.io/library/… expanded), so a pattern
-// written either way means what it says.
-func matches(patterns []string, img Image) bool {
-	if len(patterns) == 0 {
-		return false
-	}
-	ref := img.Ref()
-	norm, _ := provider.NormalizeImage(ref)
+// digestOf is the digest of "<repository>@<digest>".
+func digestOf(digested string) string { return digested[strings.LastIndex(digested, "@")+1:] }
+
+// matches tells whether a pattern matches e's image as Kyverno wrote it
+// or in its normalized form (docker.io/library/… expanded), so a pattern
+// written either way means what it says; within *steps (see match).
+func matches(patterns []string, e entry, steps *int) bool {
 	for _, p := range patterns {
-		if Match(p, ref) || (norm != "" && Match(p, norm)) {
+		if match(p, e.ref, steps) || (e.norm != e.ref && match(p, e.norm, steps)) {
 			return true
+		}
+		if *steps < 0 {
+			return false
 		}
 	}
 	return false
@@ -332,7 +380,7 @@ func summary(verified []string, skipped, exempt []entry, trustPolicy string) str
 	}
 	msg := fmt.Sprintf("%d %s verified with %s", len(verified), noun, policy)
 	if len(verified) > 0 {
-		msg += ": " + strings.Join(verified, ", ")
+		msg += ": " + bounded(verified, ", ", maxListBytes, "… and %d more (the first %d are listed)")
 	}
 	for _, l := range []struct {
 		what    string
@@ -343,22 +391,36 @@ func summary(verified []string, skipped, exempt []entry, trustPolicy string) str
 		}
 		var s []string
 		for _, e := range l.entries {
-			s = append(s, e.image.Ref())
+			s = append(s, e.ref)
 		}
-		sort.Strings(s)
-		msg += "; " + l.what + ": " + strings.Join(dedupe(s), ", ")
+		msg += "; " + l.what + ": " + bounded(slices.Compact(slices.Sorted(slices.Values(s))), ", ", maxListBytes, "… and %d more (the first %d are listed)")
 	}
 	return msg
 }
 
-func dedupe(sorted []string) []string {
-	out := sorted[:0]
-	for i, s := range sorted {
-		if i == 0 || s != sorted[i-1] {
-			out = append(out, s)
+// bounded joins items with sep up to about max bytes; the items left out
+// are counted with more (a format taking how many were left out and how
+// many are listed).
+func bounded(items []string, sep string, max int, more string) string {
+	var b strings.Builder
+	for i, it := range items {
+		if i > 0 && b.Len()+len(sep)+len(it) > max {
+			return b.String() + sep + fmt.Sprintf(more, len(items)-i, i)
 		}
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(it)
 	}
-	return out
+	return b.String()
+}
+
+// cut bounds s to max bytes (at a character boundary), marking the cut.
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + " …(cut)"
 }
 
 func names[V any](m map[string]V) string {

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"strings"
+
+	"github.com/distribution/reference"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/provider"
 )
 
 // Bounds of one request that are not configuration: the body is bounded by
@@ -18,6 +23,16 @@ const (
 	MaxPatternLength = 1024
 	// maxPointerLength bounds one jsonPointer.
 	maxPointerLength = 1024
+	// maxTrustPolicyName bounds trustPolicy (a trustPolicyDocs name is a
+	// DNS-1123 subdomain).
+	maxTrustPolicyName = 253
+	// MaxMatchSteps bounds the work of matching one request's patterns
+	// against its images (steps of Match, about a nanosecond each): patterns
+	// such as "*a*a*a…b" cost up to len(pattern)·len(image) each, so
+	// without it a request within maxBodyBytes could take seconds of CPU
+	// outside any deadline. Policies' patterns ("*.dkr.ecr.*.amazonaws.com/*")
+	// use a few steps per character.
+	MaxMatchSteps = 1 << 24
 )
 
 // Request is the body Kyverno's apiCall POSTs: one JSON object keyed by
@@ -83,10 +98,12 @@ func (i Image) Repository() string {
 	return i.Registry + "/" + i.Path
 }
 
-// entry is one image of the request where it is written.
+// entry is one image of the request where it is written: ref is
+// image.Ref(), norm the reference checked (provider.NormalizeImage).
 type entry struct {
 	list, container string
 	image           Image
+	ref, norm       string
 }
 
 func (e entry) where() string { return "images." + e.list + "." + e.container }
@@ -159,6 +176,10 @@ func decode(body []byte, maxImages int) (*Request, []entry, error) {
 			}
 		}
 	}
+	r.ImageReferences, r.SkipImageReferences = distinct(r.ImageReferences), distinct(r.SkipImageReferences)
+	if len(r.TrustPolicy) > maxTrustPolicyName {
+		return nil, nil, badRequest("trustPolicy is %d characters; a trustPolicyDocs name has at most %d", len(r.TrustPolicy), maxTrustPolicyName)
+	}
 	var entries []entry
 	for _, list := range slices.Sorted(maps.Keys(r.Images)) {
 		for _, name := range slices.Sorted(maps.Keys(r.Images[list])) {
@@ -168,17 +189,63 @@ func decode(body []byte, maxImages int) (*Request, []entry, error) {
 	if len(entries) > maxImages {
 		return nil, nil, &tooLarge{msg: fmt.Sprintf("request has %d images, over the limit of %d (server.maxKeys)", len(entries), maxImages)}
 	}
-	for _, e := range entries {
+	patched := map[string]string{} // jsonPointer → where
+	for i := range entries {
+		e := &entries[i]
 		if e.image.Path == "" {
 			return nil, nil, badRequest("%s has no path; pass Kyverno's images variable unchanged", e.where())
 		}
-		if e.image.Digest == "" {
-			if err := checkPointer(e.image.JSONPointer); err != nil {
-				return nil, nil, badRequest("%s.jsonPointer: %v; without it the verified digest cannot be patched in", e.where(), err)
-			}
+		var err error
+		if e.ref, e.norm, err = e.image.check(); err != nil {
+			return nil, nil, badRequest("%s is not an image reference as Kyverno writes one (%q): %v; pass Kyverno's images variable unchanged", e.where(), cut(e.ref, maxPointerLength), err)
 		}
+		if e.image.Digest != "" {
+			continue // checked by digest, nothing to patch
+		}
+		if err := checkPointer(e.image.JSONPointer); err != nil {
+			return nil, nil, badRequest("%s.jsonPointer: %v; the verified digest is patched in there, so it must name the image field Kyverno found the image in", e.where(), err)
+		}
+		if other, dup := patched[e.image.JSONPointer]; dup {
+			return nil, nil, badRequest("%s and %s have the same jsonPointer %s; Kyverno gives each image field once", other, e.where(), e.image.JSONPointer)
+		}
+		patched[e.image.JSONPointer] = e.where()
 	}
 	return &r, entries, nil
+}
+
+// check tells whether i's parts make one image reference as Kyverno
+// builds them (its registry, path, tag or digest parsed from the image
+// field): Ref() must parse back to the same repository and the same tag or
+// digest, so the reference checked and the repository of the patch are
+// the image Kyverno found. It returns Ref() and the reference to verify.
+func (i Image) check() (ref, norm string, err error) {
+	ref = i.Ref()
+	parsed, err := reference.Parse(ref)
+	if err != nil {
+		return ref, "", err
+	}
+	named, ok := parsed.(reference.Named)
+	switch {
+	case !ok || named.Name() != i.Repository():
+		return ref, "", fmt.Errorf("registry %q and path %q are not one repository name", i.Registry, i.Path)
+	case i.Digest != "":
+		if d, ok := parsed.(reference.Digested); !ok || d.Digest().String() != i.Digest {
+			return ref, "", fmt.Errorf("digest %q is not a digest", i.Digest)
+		}
+	default:
+		if t, ok := parsed.(reference.Tagged); !ok || (t.Tag() != i.Tag && i.Tag != "") {
+			return ref, "", fmt.Errorf("tag %q is not a tag", i.Tag)
+		}
+	}
+	norm, err = provider.NormalizeImage(ref)
+	return ref, norm, err
+}
+
+func distinct(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(s)))
 }
 
 // tooLarge is a request over a count limit (413).
@@ -186,15 +253,31 @@ type tooLarge struct{ msg string }
 
 func (e *tooLarge) Error() string { return e.msg }
 
-// checkPointer accepts an RFC 6901 JSON pointer to a member: "/" then
-// reference tokens with "~" escaped as "~0" or "~1".
+// checkPointer accepts the JSON pointers (RFC 6901) Kyverno writes for an
+// image field: "/"-separated names and indexes of letters, digits, ".",
+// "_" and "-", the last one "image" (/spec/containers/0/image,
+// /spec/template/spec/initContainers/1/image, …). The pointer is echoed
+// in the patch Kyverno applies, through a policy's patchesJson6902 text, so
+// nothing else gets through: no escapes (~0, ~1), quotes, spaces, braces
+// or line breaks that could end the YAML string it is put in, and no
+// field other than an image (Kyverno's custom image extractors write other
+// pointers, which are refused: give such images by digest).
 func checkPointer(p string) error {
-	if p == "" || p[0] != '/' || len(p) > maxPointerLength {
-		return fmt.Errorf("%q is not a JSON pointer of at most %d characters starting with /", p, maxPointerLength)
+	if len(p) > maxPointerLength {
+		return fmt.Errorf("is %d characters, over %d", len(p), maxPointerLength)
 	}
-	for i := 0; i < len(p); i++ {
-		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
-			return fmt.Errorf("%q has a ~ that is not ~0 or ~1", p)
+	if p == "" {
+		return fmt.Errorf("is missing")
+	}
+	tokens := strings.Split(p, "/")
+	if tokens[0] != "" || len(tokens) < 3 || tokens[len(tokens)-1] != "image" {
+		return fmt.Errorf("%q is not a pointer to an image field (want /…/<index>/image, e.g. /spec/containers/0/image)", p)
+	}
+	for _, t := range tokens[1:] {
+		if t == "" || strings.IndexFunc(t, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-')
+		}) >= 0 {
+			return fmt.Errorf("%q has a part %q that is not a field name or index of letters, digits, '.', '_' and '-'", p, t)
 		}
 	}
 	return nil
@@ -202,11 +285,22 @@ func checkPointer(p string) error {
 
 // Match tells whether s matches pattern, where * stands for any run of
 // characters ("/" included) and ? for exactly one, as Kyverno's
-// imageReferences do. Linear backtracking: O(len(pattern)·len(s)).
+// imageReferences do. It backtracks to the last * only, so it takes at
+// most about len(pattern)·len(s) steps (never exponentially many).
 func Match(pattern, s string) bool {
+	steps := math.MaxInt
+	return match(pattern, s, &steps)
+}
+
+// match is Match taking one step of *steps per character compared; it
+// gives up (false, *steps < 0) when they run out.
+func match(pattern, s string, steps *int) bool {
 	p, i := 0, 0
 	star, mark := -1, 0
 	for i < len(s) {
+		if *steps--; *steps < 0 {
+			return false
+		}
 		switch {
 		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
 			p++

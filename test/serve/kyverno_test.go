@@ -307,7 +307,22 @@ func TestCheckImagesBadRequests(t *testing.T) {
 		{"no images", `{"imageReferences":["*"]}`, 400, "request has no images"},
 		{"images wrong type", `{"images":[]}`, 400, `request key "images"`},
 		{"no pointer", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1"}}}}`, 400, "images.containers.c.jsonPointer"},
-		{"bad pointer", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":"spec/x"}}}}`, 400, "not a JSON pointer"},
+		{"bad pointer", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":"spec/x"}}}}`, 400, "is not a pointer to an image field"},
+		// The pointer is echoed into the policy's patchesJson6902 text: one
+		// that would end its YAML string (and add a patch of its own), or
+		// name a field other than an image, is refused.
+		{"pointer breaking out of the patch", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":` +
+			`"/spec/x\"\n- op: add\n  path: /spec/hostPID\n  value: true\n- path: \"/image"}}}}`, 400, "not a field name or index"},
+		{"pointer to another field", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":"/metadata/name"}}}}`, 400, "not a pointer to an image field"},
+		{"pointer with an escape", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1","jsonPointer":"/spec/a~1b/image"}}}}`, 400, "not a field name or index"},
+		{"two images at one pointer", `{"images":{"containers":{"a":{"registry":"r.example","path":"a","tag":"v1","jsonPointer":"/spec/containers/0/image"},` +
+			`"b":{"registry":"r.example","path":"b","tag":"v1","jsonPointer":"/spec/containers/0/image"}}}}`, 400, "have the same jsonPointer"},
+		// Every entry is a reference as Kyverno writes one, whether
+		// imageReferences selects it or not (its text is echoed in the
+		// message); a tag never carries a digest.
+		{"bad reference not selected", string(kbody(t, map[string]map[string]kyverno.Image{"containers": {
+			"c": {Registry: "r.example", Path: "UPPER", Tag: "v1", JSONPointer: "/spec/containers/0/image"}}}, map[string]any{"imageReferences": []string{"nothing.example/*"}})), 400, "not an image reference"},
+		{"digest in the tag", `{"images":{"containers":{"c":{"registry":"r.example","path":"app","tag":"v1@sha256:` + strings.Repeat("a", 64) + `","jsonPointer":"/spec/containers/0/image"}}}}`, 400, "is not a tag"},
 		{"no path", `{"images":{"containers":{"c":{"registry":"r.example","jsonPointer":"/spec/x"}}}}`, 400, "has no path"},
 		{"bad reference", `{"images":{"containers":{"c":{"registry":"r.example","path":"UPPER","tag":"v1","jsonPointer":"/x"}}}}`, 400, "not an image reference"},
 		{"empty pattern", string(kbody(t, ok, map[string]any{"imageReferences": []string{""}})), 400, "imageReferences[0]"},
@@ -425,6 +440,7 @@ func TestCheckImagesCallerAuth(t *testing.T) {
 		{"unknown token", "not-a-token", 401, "the bearer token is not valid"},
 		{"other service account", r.Issue("system:serviceaccount:default:app", "awssigner"), 403, `caller "system:serviceaccount:default:app" is not allowed`},
 		{"wrong audience", r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "https://kubernetes.default.svc"), 401, "not valid for audience awssigner"},
+		{"not a token", `abc"def`, 401, "outside RFC 6750's token syntax"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, got, _ := f.checkImages(body, tc.token)
@@ -447,6 +463,10 @@ func TestCheckImagesCallerAuth(t *testing.T) {
 		}
 	}
 
+	// Reviews so far: one per row but "no token" and "not a token".
+	if n := r.Calls(); n != 6 {
+		t.Errorf("%d TokenReviews for the table, want 6 (none without a token or for a value that is no token)", n)
+	}
 	// Cache: the two admitted tokens were reviewed once each; asking again
 	// makes no review.
 	before := r.Calls()
@@ -460,8 +480,8 @@ func TestCheckImagesCallerAuth(t *testing.T) {
 	}
 	f.wantMetrics(`awssigner_caller_token_cache_lookups_total{result="hit"} 3`, `awssigner_caller_auth_total{outcome="allowed"} 6`,
 		`awssigner_caller_auth_total{outcome="forbidden"} 1`, `awssigner_caller_auth_total{outcome="wrongAudience"} 1`,
-		`awssigner_caller_auth_total{outcome="invalidToken"} 1`, `awssigner_caller_auth_total{outcome="noToken"} 3`,
-		`awssigner_provider_requests_total{code="401",endpoint="kyverno"} 5`, `awssigner_provider_requests_total{code="403",endpoint="kyverno"} 1`)
+		`awssigner_caller_auth_total{outcome="invalidToken"} 2`, `awssigner_caller_auth_total{outcome="noToken"} 3`,
+		`awssigner_provider_requests_total{code="401",endpoint="kyverno"} 6`, `awssigner_provider_requests_total{code="403",endpoint="kyverno"} 1`)
 
 	// Concurrent requests with a new token: one review.
 	fresh := r.Issue("system:serviceaccount:kyverno:kyverno-admission-controller", "awssigner")
