@@ -393,14 +393,15 @@ func (a *Authenticator) review(ctx context.Context, token string) (string, error
 // line: each token serve holds (of 8 bytes or more) replaced, as an API
 // server, or the webhook authenticator behind it, may echo the token it
 // was asked about; control characters made spaces (one line); at most
-// redact.MaxLen bytes. (redact.Text's patterns are not used: they take
-// the API server's own words "invalid bearer token" for a credential.)
+// redact.MaxLen bytes, after redact.Text (a token echoed without its
+// scheme name is only found by value).
 func remoteText(s string, tokens ...string) string {
 	for _, t := range tokens {
 		if len(t) >= 8 { // shorter ones are no secret, and would garble the text
 			s = strings.ReplaceAll(s, t, "[token]")
 		}
 	}
+	s = redact.Text(s)
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '

@@ -12,12 +12,19 @@ import (
 // MaxLen bounds remote text kept in a message.
 const MaxLen = 512
 
+// authScheme is an HTTP authorization scheme with what follows it.
+var authScheme = regexp.MustCompile(`(?i)\b(basic|bearer)(\s+)([A-Za-z0-9._~+/=-]+)`)
+
+// plainWord is a short lower-case word: what follows "basic" or "bearer"
+// in ordinary prose ("basic credential not found", "invalid bearer token"),
+// never a credential we send (base64 of "user:password", an ECR token or a
+// JWT all have other characters or are far longer).
+var plainWord = regexp.MustCompile(`^[a-z]{1,12}$`)
+
 var patterns = []struct {
 	re   *regexp.Regexp
 	with string
 }{
-	// HTTP authorization schemes with their credential.
-	{regexp.MustCompile(`(?i)\b(basic|bearer)\s+[A-Za-z0-9._~+/=-]+`), "$1 [redacted]"},
 	// AWS Signature Version 4: Credential=…, SignedHeaders=…, Signature=….
 	{regexp.MustCompile(`AWS4-HMAC-SHA256\s+[^\r\n"]*`), "AWS4-HMAC-SHA256 [redacted]"},
 	{regexp.MustCompile(`(?i)\b(credential|signature|x-amz-security-token|x-amz-credential|x-amz-signature|access_token|refresh_token|password)(["']?\s*[=:]\s*["']?)[^\s"',;&]+`), "$1$2[redacted]"},
@@ -27,6 +34,13 @@ var patterns = []struct {
 
 // Text returns s without credentials and at most MaxLen bytes long.
 func Text(s string) string {
+	s = authScheme.ReplaceAllStringFunc(s, func(m string) string {
+		parts := authScheme.FindStringSubmatch(m)
+		if plainWord.MatchString(parts[3]) {
+			return m
+		}
+		return parts[1] + parts[2] + "[redacted]"
+	})
 	for _, p := range patterns {
 		s = p.re.ReplaceAllString(s, p.with)
 	}

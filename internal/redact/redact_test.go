@@ -14,6 +14,11 @@ func TestText(t *testing.T) {
 		{`"password": "hunter2"`, "hunter2", `"password": "[redacted]`},
 		{"key AKIAIOSFODNN7EXAMPLE leaked", "AKIAIOSFODNN7EXAMPLE", "[redacted key id]"},
 		{"manifest unknown", "", "manifest unknown"},
+		// Prose after the scheme names is kept: the registry client's own
+		// words, which say what is wrong.
+		{"basic credential not found", "", "basic credential not found"},
+		{"invalid bearer token", "", "invalid bearer token"},
+		{"Basic YWRtaW46cGFzcw== and bearer abcdefghijklmnopqrstuvwxyz", "YWRtaW46", "Basic [redacted] and bearer [redacted]"},
 	} {
 		got := Text(tc.in)
 		if (tc.gone != "" && strings.Contains(got, tc.gone)) || !strings.Contains(got, tc.kept) {

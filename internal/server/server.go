@@ -34,6 +34,11 @@ import (
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/registryauth"
 )
 
+// writeTimeout bounds how long one answer may take to be written after its
+// request was read: the longest request budget plus room to send, so a
+// caller that reads its answer slowly cannot hold a handler for ever.
+const writeTimeout = config.MaxRequestTimeout + 5*time.Second
+
 // Options configure a Server; only ConfigFile is required.
 type Options struct {
 	// ConfigFile is the configuration (the plugin's document plus a
@@ -287,14 +292,14 @@ func (s *Server) Start() error {
 		mux := http.NewServeMux()
 		s.provider.Register(mux)
 		s.httpSrv = &http.Server{Handler: mux, TLSConfig: s.tls.config(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
+			ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
 		serveTLS(s.httpSrv, s.listener, "provider")
 	}
 	if s.kyvernoLis != nil {
 		mux := http.NewServeMux()
 		s.kyverno.Register(mux)
 		s.kyvernoSrv = &http.Server{Handler: mux, TLSConfig: s.tls.kyvernoConfig(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
+			ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
 		serveTLS(s.kyvernoSrv, s.kyvernoLis, "kyverno")
 	}
 	hmux := http.NewServeMux()

@@ -14,10 +14,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ratify-aws-signer/ratify-aws-signer/internal/callerauth"
 )
 
 // TokenReviewPath is where the Kubernetes API serves TokenReviews.
-const TokenReviewPath = "/apis/authentication.k8s.io/v1/tokenreviews"
+const TokenReviewPath = callerauth.ReviewPath
 
 // TokenReviewer is a narrow fake of one Kubernetes API, TokenReview
 // (authentication.k8s.io/v1), over HTTPS on loopback: it answers as
