@@ -341,6 +341,80 @@ with_subject_digest(ext, rep) := ext if {
 	d != ""
 } else := ext
 
+# ---------------------------------------------------------------- who answered
+
+# The messages name what answered. Ratify v1's shape is Ratify's answer
+# (Gatekeeper → Ratify → our plugin); v2's shape is the Provider's own
+# (awssigner serve, no Ratify at all, or Ratify v2), so those messages name
+# the Provider (parameter provider) and its hints are about it, not about
+# Ratify's resources. A key without a value of either shape (a per-key
+# error, no entry, a malformed value) is named after the shape of the
+# response's other values; when none tells, after the Provider's name:
+# Ratify's ("ratify-provider", the default) means Ratify.
+ratify_provider := "ratify-provider"
+
+response_shape(f) if {
+	some pair in as_array(response.responses)
+	is_array(pair)
+	count(pair) > 1
+	f == "v1"
+	v1_value(pair[1])
+}
+
+response_shape(f) if {
+	some pair in as_array(response.responses)
+	is_array(pair)
+	count(pair) > 1
+	f == "v2"
+	v2_value(pair[1])
+}
+
+key_shape(img, f) if {
+	some v in key_values(img)
+	f == "v1"
+	v1_value(v)
+}
+
+key_shape(img, f) if {
+	some v in key_values(img)
+	f == "v2"
+	v2_value(v)
+}
+
+by_provider(img) if key_shape(img, "v2")
+
+by_provider(img) if {
+	not key_shape(img, "v1")
+	not key_shape(img, "v2")
+	response_shape("v2")
+	not response_shape("v1")
+}
+
+by_provider(img) if {
+	not key_shape(img, "v1")
+	not key_shape(img, "v2")
+	not response_shape("v1")
+	not response_shape("v2")
+	provider != ratify_provider
+}
+
+provider_label := sprintf("the provider %q", [provider])
+
+# who: "ratify" or "provider", as by_provider says.
+who(img) := "provider" if by_provider(img)
+
+who(img) := "ratify" if not by_provider(img)
+
+# Who answered, as a message's subject.
+answerer("ratify") := "Ratify"
+
+answerer("provider") := provider_label
+
+# Its answer, as a message's subject.
+answer_of("ratify") := "Ratify's answer"
+
+answer_of("provider") := sprintf("the answer of %s", [provider_label])
+
 is_ours(r) if {
 	some field in ["name", "type", "verifierName", "verifierType"]
 	r[field] == verifier_name
@@ -431,7 +505,9 @@ no_verifier_marker := "at least one verifier"
 # REPOSITORY_OPERATION_FAILURE, but does not answer it).
 unresolved_marker := "could not resolve descriptor"
 
-unreadable_reason := "Ratify could not read the image from the registry: it is not there, the registry is unreachable, or the registry refused Ratify's credentials (Ratify's answer does not say which; its log does: `kubectl logs deploy/ratify | grep REPOSITORY_OPERATION_FAILURE`, where \"basic credential not found\", 401 or 403 mean credentials: check the Store's authProvider and Ratify's IAM role)"
+unreadable_reason("ratify") := "Ratify could not read the image from the registry: it is not there, the registry is unreachable, or the registry refused Ratify's credentials (Ratify's answer does not say which; its log does: `kubectl logs deploy/ratify | grep REPOSITORY_OPERATION_FAILURE`, where \"basic credential not found\", 401 or 403 mean credentials: check the Store's authProvider and Ratify's IAM role)"
+
+unreadable_reason("provider") := sprintf("%s could not read the image from the registry: it is not there, the registry is unreachable, or the registry refused the provider's credentials (its answer does not say which; its log does; for awssigner serve check `server.registry` in its configuration and, for ECR, ecr:GetAuthorizationToken and ecr:BatchGetImage of its identity)", [provider_label])
 
 # What one failing report of ours says about the cause.
 report_text(r) := concat(" ", [object.get(r, "message", ""), object.get(r, "errorReason", "")]) if {
@@ -455,16 +531,26 @@ cause(r) := "config_invalid" if {
 	auth_failure(report_text(r))
 } else := "verification_failed"
 
-cause_hint := {
+cause_hint("ratify") := {
 	"config_invalid": "the awssigner Verifier's parameters are invalid; fix the chart values (or the Verifier's spec.parameters) and check them with `awssigner verify --config`",
 	"aws_unreachable": "AWS Signer could not be asked about revocation; check the network path and IAM permission signer:GetRevocationStatus of Ratify's identity",
 	"registry_auth_failed": "the registry refused Ratify's credentials; check Ratify's Store authProvider (awsEcrBasic needs IRSA with ecr:GetAuthorizationToken and ecr:BatchGetImage)",
 	"verification_failed": "",
 }
 
-hinted(msg, code) := msg if cause_hint[code] == ""
+cause_hint("provider") := {
+	"config_invalid": sprintf("the awssigner verifier configuration of %s is invalid; fix it (awssigner serve: its configuration file, the chart's provider values; its /readyz names the refused key)", [provider_label]),
+	"aws_unreachable": sprintf("AWS Signer could not be asked about revocation; check the network path and IAM permission signer:GetRevocationStatus of the identity of %s (awssigner serve's service account)", [provider_label]),
+	"registry_auth_failed": sprintf("the registry refused the credentials of %s; check awssigner serve's registry credentials (`server.registry` in its configuration; ECR needs ecr:GetAuthorizationToken and ecr:BatchGetImage for its identity)", [provider_label]),
+	"verification_failed": "",
+}
 
-hinted(msg, code) := sprintf("%s; %s", [msg, cause_hint[code]]) if cause_hint[code] != ""
+# The Ratify path's words (the unit tests' one-argument form).
+hinted(msg, code) := hinted_by(msg, code, "ratify")
+
+hinted_by(msg, code, w) := msg if cause_hint(w)[code] == ""
+
+hinted_by(msg, code, w) := sprintf("%s; %s", [msg, cause_hint(w)[code]]) if cause_hint(w)[code] != ""
 
 # Reports that are verifier results with a name (not Ratify's anonymous
 # "no verification results" report).
@@ -491,25 +577,30 @@ verifier_label(r) := sprintf("%s (type %s)", [n, t]) if {
 	n := object.get(r, "name", object.get(r, "verifierName", object.get(r, "type", object.get(r, "verifierType", ""))))
 }
 
-absent_hint := sprintf("Ratify has no %q verifier in scope %q and fell back to its cluster-wide verifiers: check `kubectl get namespacedverifiers -n %s` (the chart's NamespacedVerifier is missing or was refused)", [verifier_name, ratify_namespace, ratify_namespace]) if ratify_namespace != ""
+absent_hint("ratify") := sprintf("Ratify has no %q verifier in scope %q and fell back to its cluster-wide verifiers: check `kubectl get namespacedverifiers -n %s` (the chart's NamespacedVerifier is missing or was refused)", [verifier_name, ratify_namespace, ratify_namespace]) if ratify_namespace != ""
 
-absent_hint := sprintf("with Ratify's config policy only the first verifier whose artifactTypes match runs on a signature, in random order: remove the other verifier claiming Notation signatures, or install the chart's Ratify scope (parameter ratifyNamespace) so only %q runs", [verifier_name]) if ratify_namespace == ""
+absent_hint("ratify") := sprintf("with Ratify's config policy only the first verifier whose artifactTypes match runs on a signature, in random order: remove the other verifier claiming Notation signatures, or install the chart's Ratify scope (parameter ratifyNamespace) so only %q runs", [verifier_name]) if ratify_namespace == ""
+
+absent_hint("provider") := sprintf("%s answered no result with verifierName %q: set the Constraint's parameter verifierName to the name the provider gives the AWS Signer verifier's results (awssigner serve: \"awssigner\")", [provider_label, verifier_name])
 
 # ---------------------------------------------------------------- verdicts
 
-# Why one Ratify answer does not admit the image; undefined when it does.
-value_problem(v) := p if {
+# Why one answer does not admit the image; undefined when it does. w
+# (who) picks the words: "ratify" or "provider".
+value_problem(v) := value_problem_by(v, "ratify")
+
+value_problem_by(v, w) := p if {
 	not is_object(v)
 	p := {
 		"code": "malformed_response",
-		"reason": sprintf("Ratify's answer for it is not an object: %s", [short_json(v)]),
+		"reason": sprintf("%s for it is not an object: %s", [answer_of(w), short_json(v)]),
 	}
 } else := p if {
 	not v1_value(v)
 	not v2_value(v)
 	p := {
 		"code": "malformed_response",
-		"reason": sprintf("Ratify's answer for it has neither a boolean isSuccess (Ratify v1) nor a boolean succeeded with artifactReports (Ratify v2, awssigner serve): %s", [short_json(v)]),
+		"reason": sprintf("%s for it has neither a boolean isSuccess (Ratify v1) nor a boolean succeeded with artifactReports (Ratify v2, awssigner serve): %s", [answer_of(w), short_json(v)]),
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -517,7 +608,7 @@ value_problem(v) := p if {
 	count(others) > 0
 	p := {
 		"code": "verifier_absent",
-		"reason": sprintf("Ratify ran %s on its signature instead of the %q verifier (it says: %s); %s", [concat(", ", others), verifier_name, clipped(notes(reports(v))), absent_hint]),
+		"reason": sprintf("%s ran %s on its signature instead of the %q verifier (it says: %s); %s", [answerer(w), concat(", ", others), verifier_name, clipped(notes(reports(v))), absent_hint(w)]),
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -527,7 +618,7 @@ value_problem(v) := p if {
 	unsigned_text(v)
 	p := {
 		"code": "unsigned",
-		"reason": "it has no signature: Ratify found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it",
+		"reason": sprintf("it has no signature: %s found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it", [answerer(w)]),
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -535,7 +626,7 @@ value_problem(v) := p if {
 	contains(lower(report_text(r)), unresolved_marker)
 	p := {
 		"code": "registry_unreadable",
-		"reason": unreadable_reason,
+		"reason": unreadable_reason(w),
 	}
 } else := p if {
 	count(ours(v)) == 0
@@ -543,13 +634,13 @@ value_problem(v) := p if {
 	said != ""
 	p := {
 		"code": "no_verifier_report",
-		"reason": sprintf("no report from the %q verifier; Ratify says: %s", [verifier_name, said]),
+		"reason": sprintf("no report from the %q verifier; %s says: %s", [verifier_name, answerer(w), said]),
 	}
 } else := p if {
 	count(ours(v)) == 0
 	p := {
 		"code": "no_verifier_report",
-		"reason": sprintf("no report from the %q verifier (is Ratify's verifier named or typed %q?)", [verifier_name, verifier_name]),
+		"reason": no_report_reason(w),
 	}
 } else := p if {
 	failing := [r | some r in ours(v); not succeeded(r)]
@@ -558,7 +649,7 @@ value_problem(v) := p if {
 	code := single_or(causes, "verification_failed")
 	p := {
 		"code": code,
-		"reason": hinted(sprintf("the %q verifier refused it: %s", [verifier_name, notes(failing)]), code),
+		"reason": hinted_by(sprintf("the %q verifier refused it: %s", [verifier_name, notes(failing)]), code, w),
 	}
 } else := p if {
 	good := [r | some r in ours(v); succeeded(r)]
@@ -580,6 +671,10 @@ value_problem(v) := p if {
 	}
 }
 
+no_report_reason("ratify") := sprintf("no report from the %q verifier (is Ratify's verifier named or typed %q?)", [verifier_name, verifier_name])
+
+no_report_reason("provider") := sprintf("no report from the %q verifier (do the results of %s carry verifierName %q?)", [verifier_name, provider_label, verifier_name])
+
 single_or(xs, _) := x if {
 	count(xs) == 1
 	some x in xs
@@ -596,20 +691,22 @@ unsigned_text(v) if {
 	contains(lower(report_text(r)), "no verification results")
 }
 
-# A per-key error from Ratify, classified.
-error_problem(errs) := p if {
+# A per-key error, classified; w (who) picks the words.
+error_problem(errs) := error_problem_by(errs, "ratify")
+
+error_problem_by(errs, w) := p if {
 	some e in errs
 	contains(lower(e), "no verification results")
 	p := {
 		"code": "unsigned",
-		"reason": sprintf("it has no signature: Ratify found no Notation signature attached to it (%s); sign it with `awssigner sign <image> --profile-arn <ARN>` and push the signature next to it", [concat("; ", errs)]),
+		"reason": sprintf("it has no signature: %s found no Notation signature attached to it (%s); sign it with `awssigner sign <image> --profile-arn <ARN>` and push the signature next to it", [answerer(w), concat("; ", errs)]),
 	}
 } else := p if {
 	some e in errs
 	contains(lower(e), no_verifier_marker)
 	p := {
 		"code": "verifier_absent",
-		"reason": sprintf("Ratify has no verifier to run for it (%s); install the chart's Verifier, or check `kubectl get namespacedverifiers,verifiers -A`", [concat("; ", errs)]),
+		"reason": no_verifier_reason(w, errs),
 	}
 } else := p if {
 	some e in errs
@@ -617,23 +714,27 @@ error_problem(errs) := p if {
 	not auth_failure(e)
 	p := {
 		"code": "registry_unreadable",
-		"reason": unreadable_reason,
+		"reason": unreadable_reason(w),
 	}
 } else := p if {
 	some e in errs
 	auth_failure(e)
 	p := {
 		"code": "registry_auth_failed",
-		"reason": hinted(sprintf("Ratify could not read it from the registry: %s", [concat("; ", errs)]), "registry_auth_failed"),
+		"reason": hinted_by(sprintf("%s could not read it from the registry: %s", [answerer(w), concat("; ", errs)]), "registry_auth_failed", w),
 	}
 } else := p if {
 	p := {
 		"code": "provider_error",
-		"reason": sprintf("Ratify returned an error for it: %s", [concat("; ", errs)]),
+		"reason": sprintf("%s returned an error for it: %s", [answerer(w), concat("; ", errs)]),
 	}
 }
 
-# Why an image sent to Ratify is not admitted; undefined when it is.
+no_verifier_reason("ratify", errs) := sprintf("Ratify has no verifier to run for it (%s); install the chart's Verifier, or check `kubectl get namespacedverifiers,verifiers -A`", [concat("; ", errs)])
+
+no_verifier_reason("provider", errs) := sprintf("%s has no verifier to run for it (%s); check its configuration", [provider_label, concat("; ", errs)])
+
+# Why an image sent to the provider is not admitted; undefined when it is.
 problem(img) := p if {
 	system_error
 	p := {
@@ -649,15 +750,16 @@ problem(img) := p if {
 } else := p if {
 	errs := key_errors(img)
 	count(errs) > 0
-	p := error_problem(errs)
+	p := error_problem_by(errs, who(img))
 } else := p if {
 	count(key_values(img)) == 0
 	p := {
 		"code": "no_response",
-		"reason": "Ratify's answer has no entry for it",
+		"reason": sprintf("%s has no entry for it", [answer_of(who(img))]),
 	}
 } else := p if {
-	problems := [q | some v in key_values(img); q := value_problem(v)]
+	w := who(img)
+	problems := [q | some v in key_values(img); q := value_problem_by(v, w)]
 	count(problems) > 0
 	p := problems[0]
 }

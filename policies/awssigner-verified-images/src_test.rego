@@ -875,8 +875,13 @@ serve_answers := {
 
 mock_v2(req) := gatekeeper_response([[k, v] | some k in req.keys; v := serve_answers[tag(k)]], [])
 
+# The Provider of awssigner serve, as the chart names it in mode provider.
+serve_provider := "awssigner-verify"
+
+serve_params(params) := object.union({"provider": serve_provider}, params)
+
 serve_violations(t, params) := vs if {
-	vs := violation with input as review_with(pod([ctr("app", img(t))]), params) with external_data as mock_v2
+	vs := violation with input as review_with(pod([ctr("app", img(t))]), serve_params(params)) with external_data as mock_v2
 }
 
 test_v2_signed_allowed if {
@@ -907,7 +912,7 @@ test_v2_could_not_check_classified if {
 
 test_v2_unsigned if {
 	vs := serve_violations("unsigned", {})
-	msgs(vs) == {"image \"registry.example.com/team/app:unsigned\" in container \"app\" (containers) is not allowed: it has no signature: Ratify found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it"}
+	msgs(vs) == {"image \"registry.example.com/team/app:unsigned\" in container \"app\" (containers) is not allowed: it has no signature: the provider \"awssigner-verify\" found no Notation signature attached to it; sign it with `awssigner sign <image> --profile-arn <ARN>` (or notation with the AWS Signer plugin) and push the signature next to it"}
 	reasons(serve_violations("emptyreports", {})) == {"unsigned"}
 }
 
@@ -915,7 +920,8 @@ test_v2_other_verifier_only if {
 	vs := serve_violations("notationonly", {})
 	reasons(vs) == {"verifier_absent"}
 	some v in vs
-	contains(v.msg, "Ratify ran notation on its signature instead of the \"awssigner\" verifier (it says: Failed to validate the Notation signature (no applicable trust policy))")
+	contains(v.msg, "the provider \"awssigner-verify\" ran notation on its signature instead of the \"awssigner\" verifier (it says: Failed to validate the Notation signature (no applicable trust policy)); the provider \"awssigner-verify\" answered no result with verifierName \"awssigner\": set the Constraint's parameter verifierName")
+	not contains(v.msg, "Ratify")
 }
 
 test_v2_malformed_detail_each_denied if {
@@ -976,4 +982,101 @@ test_v2_shape_detection if {
 test_v2_custom_verifier_name if {
 	count(serve_violations("signed", {"verifierName": "awssigner"})) == 0
 	reasons(serve_violations("signed", {"verifierName": "verifier-awssigner"})) == {"verifier_absent"}
+}
+
+# ---------------------------------------------------------------- who answered
+
+# On the v2 shape no message names Ratify: the provider path has none.
+test_v2_messages_never_name_ratify if {
+	every t in ["unsigned", "emptyreports", "notationonly", "revoked", "awsdown", "notjson", "succeededstring", "noartifactreports", "sbomsig"] {
+		some v in serve_violations(t, {})
+		# The shape names ("Ratify v1", "Ratify v2") are not an answerer.
+		said := replace(replace(v.msg, "Ratify v1", ""), "Ratify v2", "")
+		not contains(said, "Ratify")
+	}
+}
+
+test_v2_could_not_check_hint_names_the_provider if {
+	some v in serve_violations("awsdown", {})
+	contains(v.msg, "signer:GetRevocationStatus of the identity of the provider \"awssigner-verify\" (awssigner serve's service account)")
+}
+
+test_v2_registry_auth_hint_names_the_provider if {
+	vs := violation with input as review_with(pod([ctr("app", img("authreason"))]), serve_params({})) with external_data as mock_v2_auth
+	reasons(vs) == {"registry_auth_failed"}
+	some v in vs
+	contains(v.msg, "the registry refused the credentials of the provider \"awssigner-verify\"; check awssigner serve's registry credentials")
+}
+
+mock_v2_auth(req) := gatekeeper_response([[k, serve_value(false, [serve_report([serve_result("couldNotCheck", team, "notChecked", "registryAuthFailed", "registry", "could not read the signature: 401 Unauthorized")])])] | some k in req.keys], [])
+
+# A per-key error of awssigner serve ("could not check ..."), next to a
+# v2 value for another key, and alone.
+serve_error_text := "could not check registry.example.com/team/app:slow: within the request budget"
+
+mock_v2_with_error(req) := gatekeeper_response(
+	[[k, serve_answers.signed] | some k in req.keys; tag(k) != "slow"],
+	[[k, serve_error_text] | some k in req.keys; tag(k) == "slow"],
+)
+
+test_v2_per_key_error_names_the_provider if {
+	p := pod([ctr("app", img("slow")), ctr("ok", img("signed"))])
+	vs := violation with input as review_with(p, serve_params({})) with external_data as mock_v2_with_error
+	msgs(vs) == {"image \"registry.example.com/team/app:slow\" in container \"app\" (containers) is not allowed: the provider \"awssigner-verify\" returned an error for it: could not check registry.example.com/team/app:slow: within the request budget"}
+	reasons(vs) == {"provider_error"}
+}
+
+# No value tells the shape: the Provider's name does.
+test_error_only_answer_named_after_the_provider if {
+	vs := violation with input as review_with(pod([ctr("app", img("slow"))]), serve_params({})) with external_data as mock_v2_with_error
+	msgs(vs) == {"image \"registry.example.com/team/app:slow\" in container \"app\" (containers) is not allowed: the provider \"awssigner-verify\" returned an error for it: could not check registry.example.com/team/app:slow: within the request budget"}
+	vr := violation with input as review(pod([ctr("app", img("slow"))])) with external_data as mock_v2_with_error
+	msgs(vr) == {"image \"registry.example.com/team/app:slow\" in container \"app\" (containers) is not allowed: Ratify returned an error for it: could not check registry.example.com/team/app:slow: within the request budget"}
+}
+
+# A v1 value in the response keeps Ratify's words whatever the Provider's
+# name; a v2 value gives the Provider's whatever its name.
+test_response_shape_decides_over_the_name if {
+	p := pod([ctr("app", img("error")), ctr("ok", signed)])
+	vs := violation with input as review_with(p, {"provider": "ratify-provider-prod"}) with external_data as mock_flat
+	some v in vs
+	startswith(v.msg, "image \"registry.example.com/team/app:error\" in container \"app\" (containers) is not allowed: Ratify returned an error for it: ")
+	q := pod([ctr("app", img("slow")), ctr("ok", img("signed"))])
+	vq := violation with input as review(q) with external_data as mock_v2_with_error
+	some w in vq
+	contains(w.msg, "the provider \"ratify-provider\" returned an error for it")
+}
+
+test_v2_missing_entry_and_malformed_name_the_provider if {
+	vs := violation with input as review_with(pod([ctr("app", img("missing")), ctr("ok", img("signed"))]), serve_params({})) with external_data as mock_v2_partial
+	msgs(vs) == {"image \"registry.example.com/team/app:missing\" in container \"app\" (containers) is not allowed: the answer of the provider \"awssigner-verify\" has no entry for it"}
+	vm := serve_violations("noartifactreports", {})
+	some v in vm
+	contains(v.msg, "the answer of the provider \"awssigner-verify\" for it has neither a boolean isSuccess (Ratify v1) nor a boolean succeeded with artifactReports")
+}
+
+mock_v2_partial(req) := gatekeeper_response([[k, serve_answers.signed] | some k in req.keys; tag(k) == "signed"], [])
+
+# Per-key errors of every class, next to a v2 value.
+serve_key_errors := {
+	"nores": "no verification results for it",
+	"nover": "at least one verifier must be configured",
+	"unauth": "GET https://registry.example.com/v2/: 401 Unauthorized",
+	"unresolved": "could not resolve descriptor",
+}
+
+mock_v2_errors(req) := gatekeeper_response(
+	[[k, serve_answers.signed] | some k in req.keys; not serve_key_errors[tag(k)]],
+	[[k, serve_key_errors[tag(k)]] | some k in req.keys; serve_key_errors[tag(k)]],
+)
+
+test_v2_per_key_error_causes_name_the_provider if {
+	want := {"nores": "unsigned", "nover": "verifier_absent", "unauth": "registry_auth_failed", "unresolved": "registry_unreadable"}
+	every t, code in want {
+		vs := violation with input as review_with(pod([ctr("app", img(t)), ctr("ok", img("signed"))]), serve_params({})) with external_data as mock_v2_errors
+		reasons(vs) == {code}
+		some v in vs
+		contains(v.msg, "the provider \"awssigner-verify\" ")
+		not contains(v.msg, "Ratify")
+	}
 }

@@ -150,7 +150,7 @@ func providerCases(t *testing.T, e *providerEnv) {
 		t.Logf("  stored: containers %s, initContainers %s", p.Spec.Containers[0].Image, p.Spec.InitContainers[0].Image)
 	})
 	t.Run("provider: unsigned is denied: it has no signature", func(t *testing.T) {
-		msg := cr.denied(t, nsProvider, e.im.ref["unsigned"], notAllowed(e.im.ref["unsigned"]), "it has no signature")
+		msg := cr.denied(t, nsProvider, e.im.ref["unsigned"], notAllowed(e.im.ref["unsigned"]), `it has no signature: the provider "`+VerifyProvider+`" found no Notation signature attached to it`)
 		t.Logf("  message: %s", msg)
 	})
 	t.Run("provider: signed by an untrusted profile is denied, naming it", func(t *testing.T) {
@@ -195,7 +195,7 @@ func providerCases(t *testing.T, e *providerEnv) {
 		// registry client's "basic credential not found" is redacted to
 		// "basic [redacted] not found" and the hint says to check the
 		// reference; reported, not asserted.)
-		msg := cr.denied(t, nsProvider, e.behindAuth, notAllowed(e.behindAuth), "could not check "+e.behindAuth, "/v2/team/app/manifests/signed")
+		msg := cr.denied(t, nsProvider, e.behindAuth, notAllowed(e.behindAuth)+`: the provider "`+VerifyProvider+`" `, "could not check "+e.behindAuth, "/v2/team/app/manifests/signed")
 		t.Logf("  message: %s", msg)
 	})
 	t.Run("provider: warn-only restriction admits with a warning", func(t *testing.T) {

@@ -111,7 +111,7 @@ func TestServeCases(t *testing.T) {
 		tag, reason string
 		want        []string
 	}{
-		{"unsigned", "unsigned", []string{"it has no signature"}},
+		{"unsigned", "unsigned", []string{`it has no signature: the provider "` + serveProvider + `" found no Notation signature attached to it; sign it with `}},
 		{"other", "verification_failed", []string{`the "awssigner" verifier refused it: `, env.otherARN, "[digest sha256:"}},
 		{"revoked", "verification_failed", []string{`the "awssigner" verifier refused it: `, "revoked", "signing-jobs/", "[digest sha256:"}},
 	}
@@ -129,6 +129,10 @@ func TestServeCases(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message lacks %q: %s", w, msg)
 				}
+			}
+			// No Ratify on this path: the message must not say one answered.
+			if strings.Contains(msg, "Ratify") {
+				t.Errorf("message names Ratify, which this path does not run: %s", msg)
 			}
 			details, _ := rs[0].Metadata["details"].(map[string]any)
 			if details["reason"] != c.reason || details["provider"] != serveProvider {
