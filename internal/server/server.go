@@ -12,6 +12,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,7 +280,13 @@ func (s *Server) Start() error {
 		return err
 	}
 	errLog := slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
-	serveTLS := func(srv *http.Server, l net.Listener, what string) {
+	// serveTLS serves register's endpoints on l with cfg, under the same
+	// bounds for every listener, and returns the server.
+	serveTLS := func(l net.Listener, cfg *tls.Config, what string, register func(*http.ServeMux)) *http.Server {
+		mux := http.NewServeMux()
+		register(mux)
+		srv := &http.Server{Handler: mux, TLSConfig: cfg, ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
 		s.done.Add(1)
 		go func() {
 			defer s.done.Done()
@@ -287,20 +294,13 @@ func (s *Server) Start() error {
 				s.log.Error(what+" listener stopped", "error", err.Error())
 			}
 		}()
+		return srv
 	}
 	if s.listener != nil {
-		mux := http.NewServeMux()
-		s.provider.Register(mux)
-		s.httpSrv = &http.Server{Handler: mux, TLSConfig: s.tls.config(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
-		serveTLS(s.httpSrv, s.listener, "provider")
+		s.httpSrv = serveTLS(s.listener, s.tls.config(), "provider", s.provider.Register)
 	}
 	if s.kyvernoLis != nil {
-		mux := http.NewServeMux()
-		s.kyverno.Register(mux)
-		s.kyvernoSrv = &http.Server{Handler: mux, TLSConfig: s.tls.kyvernoConfig(), ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}
-		serveTLS(s.kyvernoSrv, s.kyvernoLis, "kyverno")
+		s.kyvernoSrv = serveTLS(s.kyvernoLis, s.tls.kyvernoConfig(), "kyverno", s.kyverno.Register)
 	}
 	hmux := http.NewServeMux()
 	hmux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })

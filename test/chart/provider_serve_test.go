@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +30,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/yaml"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/ratify-aws-signer/ratify-aws-signer/internal/server"
+
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/harness"
 	"github.com/ratify-aws-signer/ratify-aws-signer/test/serve"
 )
@@ -48,20 +49,9 @@ import (
 // refuses a client without Gatekeeper's certificate.
 func TestProviderServesGatekeeper(t *testing.T) {
 	dir := t.TempDir()
-	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	signed, desc, err := stack.PushImage(ctx, "team/app", "v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := stack.Sign(ctx, "team/app", desc, ""); err != nil {
-		t.Fatal(err)
-	}
+	stack, signed, desc := signedStack(ctx, t, dir)
 	pinned := stack.Registry.Host + "/team/app@" + desc.Digest.String()
 	unsigned, _, err := stack.PushImage(ctx, "team/unsigned", "v1")
 	if err != nil {
@@ -214,20 +204,9 @@ containers: [{name: app, image: %[1]s}, {name: other, image: %[2]s}]`, signed, u
 // it; a caller without a token is refused.
 func TestProviderServesKyverno(t *testing.T) {
 	dir := t.TempDir()
-	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stack.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	signed, desc, err := stack.PushImage(ctx, "team/app", "v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := stack.Sign(ctx, "team/app", desc, ""); err != nil {
-		t.Fatal(err)
-	}
+	stack, signed, desc := signedStack(ctx, t, dir)
 	reviewer, err := serve.NewTokenReviewer(filepath.Join(dir, "tokenreview"))
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +341,7 @@ func runRendered(t *testing.T, objs []rendered, stack *harness.Stack, dir string
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &harness.SyncBuffer{}
 	opts.ConfigFile, opts.Version, opts.AWS, opts.ReloadInterval = cfgFile, "0.1.0-test", &stack.AWS, time.Hour
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	if opts.HealthAddress == "" {
@@ -386,20 +365,22 @@ func runRendered(t *testing.T, objs []rendered, stack *harness.Stack, dir string
 	return srv
 }
 
-// syncBuffer is the server's log, written from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// signedStack starts a registry and the Signer emulator under dir and
+// pushes team/app:v1 signed by the stack's profile: its reference and
+// descriptor.
+func signedStack(ctx context.Context, t *testing.T, dir string) (*harness.Stack, string, ocispec.Descriptor) {
+	t.Helper()
+	stack, err := harness.NewStack(harness.StackOptions{Referrers: true, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stack.Close)
+	signed, desc, err := stack.PushImage(ctx, "team/app", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := stack.Sign(ctx, "team/app", desc, ""); err != nil {
+		t.Fatal(err)
+	}
+	return stack, signed, desc
 }

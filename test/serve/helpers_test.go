@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +40,7 @@ type fixture struct {
 	srv   *server.Server
 	base  string // https://127.0.0.1:PORT (Gatekeeper's listener)
 	hc    *http.Client
-	logs  *syncBuffer
+	logs  *harness.SyncBuffer
 	opts  fixtureOptions
 
 	// With fixtureOptions.kyverno: the fake TokenReview API, a token of
@@ -61,23 +60,6 @@ type fixtureOptions struct {
 	kyverno, noGatekeeper bool
 	// docs are more top-level configuration keys (trustPolicyDocs).
 	docs map[string]any
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func ctxT(t testing.TB) context.Context {
@@ -107,7 +89,7 @@ func newFixtureWith(t testing.TB, revocationTTL string, serverExtra map[string]a
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, stack: stack, pki: pki, dir: dir, file: filepath.Join(dir, "config.json"), logs: &syncBuffer{}, opts: o}
+	f := &fixture{t: t, stack: stack, pki: pki, dir: dir, file: filepath.Join(dir, "config.json"), logs: &harness.SyncBuffer{}, opts: o}
 	if o.kyverno {
 		if f.reviewer, err = NewTokenReviewer(filepath.Join(dir, "tokenreview")); err != nil {
 			t.Fatal(err)
