@@ -101,10 +101,12 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	env.stack = s
-	if env.otherARN, _, err = s.Emulator.CreateProfile("Other", 12); err != nil {
+	samples, err := s.PushSamples(ctx)
+	if err != nil {
 		return 1, err
 	}
-	if err := pushSampleImages(ctx, s); err != nil {
+	env.otherARN = samples.OtherARN
+	if err := pushBenchImages(ctx, s); err != nil {
 		return 1, err
 	}
 	// Ratify trusts both profiles; the namespace constraint narrows to Team.
@@ -124,31 +126,10 @@ func setup(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// pushSampleImages lays out what the samples name: team/app:signed (profile
-// Team), :other (profile Other), :revoked (Team, job revoked), :unsigned,
-// and platform/sidecar:v1 (unsigned, exempted by the samples).
-func pushSampleImages(ctx context.Context, s *harness.Stack) error {
-	for _, tag := range []string{"signed", "other", "revoked", "unsigned"} {
-		_, desc, err := s.PushImage(ctx, "team/app", tag)
-		if err != nil {
-			return err
-		}
-		switch tag {
-		case "signed":
-			_, _, err = s.Sign(ctx, "team/app", desc, "")
-		case "other":
-			_, _, err = s.Sign(ctx, "team/app", desc, env.otherARN)
-		case "revoked":
-			var job string
-			if _, job, err = s.Sign(ctx, "team/app", desc, ""); err == nil {
-				err = s.Emulator.RevokeJob(job)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	for i := 0; i < 10; i++ { // for the 10-container benchmark
+// pushBenchImages pushes team/app:c0…c9, signed, for the 10-container
+// benchmark.
+func pushBenchImages(ctx context.Context, s *harness.Stack) error {
+	for i := 0; i < 10; i++ {
 		_, desc, err := s.PushImage(ctx, "team/app", fmt.Sprintf("c%d", i))
 		if err != nil {
 			return err
@@ -157,8 +138,7 @@ func pushSampleImages(ctx context.Context, s *harness.Stack) error {
 			return err
 		}
 	}
-	_, _, err := s.PushImage(ctx, "platform/sidecar", "v1")
-	return err
+	return nil
 }
 
 // newClient builds Gatekeeper's engine as its main does: a Rego driver with

@@ -57,12 +57,11 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	env.stack = s
-	if env.otherARN, _, err = s.Emulator.CreateProfile("Other", 12); err != nil {
+	samples, err := s.PushSamples(ctx)
+	if err != nil {
 		return 1, err
 	}
-	if err := pushImages(ctx, s); err != nil {
-		return 1, err
-	}
+	env.otherARN, env.digests = samples.OtherARN, samples.Digests
 	if err := startServe(ctx, plugin, dir); err != nil {
 		return 1, err
 	}
@@ -93,36 +92,6 @@ func teardown() {
 	if env.dir != "" {
 		os.RemoveAll(env.dir)
 	}
-}
-
-// pushImages lays out team/app:signed (profile Team), :other (profile
-// Other), :revoked (Team, job revoked), :unsigned, and platform/sidecar:v1
-// (unsigned).
-func pushImages(ctx context.Context, s *harness.Stack) error {
-	env.digests = map[string]string{}
-	for _, tag := range []string{"signed", "other", "revoked", "unsigned"} {
-		_, desc, err := s.PushImage(ctx, "team/app", tag)
-		if err != nil {
-			return err
-		}
-		env.digests[tag] = desc.Digest.String()
-		switch tag {
-		case "signed":
-			_, _, err = s.Sign(ctx, "team/app", desc, "")
-		case "other":
-			_, _, err = s.Sign(ctx, "team/app", desc, env.otherARN)
-		case "revoked":
-			var job string
-			if _, job, err = s.Sign(ctx, "team/app", desc, ""); err == nil {
-				err = s.Emulator.RevokeJob(job)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	_, _, err := s.PushImage(ctx, "platform/sidecar", "v1")
-	return err
 }
 
 // startServe runs the real awssigner serve with its Kyverno listener only
