@@ -392,26 +392,21 @@ func (a *Authenticator) review(ctx context.Context, token string) (string, error
 // remoteText is text the API server sent, fit for a message and a log
 // line: each token serve holds (of 8 bytes or more) replaced, as an API
 // server, or the webhook authenticator behind it, may echo the token it
-// was asked about; control characters made spaces (one line); at most
-// redact.MaxLen bytes, after redact.Text (a token echoed without its
-// scheme name is only found by value).
+// was asked about (a token echoed without its scheme name is only found by
+// value); control characters made spaces (one line); then redact.Text
+// (other credentials removed, at most redact.MaxLen bytes).
 func remoteText(s string, tokens ...string) string {
 	for _, t := range tokens {
 		if len(t) >= 8 { // shorter ones are no secret, and would garble the text
 			s = strings.ReplaceAll(s, t, "[token]")
 		}
 	}
-	s = redact.Text(s)
-	s = strings.Map(func(r rune) rune {
+	return redact.Text(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r
-	}, strings.ToValidUTF8(s, "?"))
-	if len(s) > redact.MaxLen {
-		s = strings.ToValidUTF8(s[:redact.MaxLen], "") + "…"
-	}
-	return s
+	}, strings.ToValidUTF8(s, "?")))
 }
 
 // decide: served iff authenticated, with a configured audience, as an
